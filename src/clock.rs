@@ -1,0 +1,160 @@
+//! The one clock everything reads. Production code uses [`SystemClock`];
+//! tests use [`ManualClock`] to run days of schedule in milliseconds.
+//! Nothing else in the crate calls `Utc::now()` or sleeps on its own.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+
+/// A source of the current time that can also wait.
+pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
+    /// The current UTC time.
+    fn now(&self) -> DateTime<Utc>;
+
+    /// Waits until [`Clock::now`] is at or past `deadline`.
+    fn sleep_until(
+        &self,
+        deadline: DateTime<Utc>,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+
+    /// Waits for `dur` of this clock's time.
+    fn sleep(&self, dur: Duration) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        let deadline = self.now() + chrono::Duration::from_std(dur).unwrap_or(chrono::TimeDelta::MAX);
+        self.sleep_until(deadline)
+    }
+}
+
+/// A shared handle to the clock.
+pub type SharedClock = Arc<dyn Clock>;
+
+/// Wall-clock time, waiting with tokio timers.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+
+    fn sleep_until(
+        &self,
+        deadline: DateTime<Utc>,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            let left = (deadline - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+            tokio::time::sleep(left).await;
+        })
+    }
+}
+
+/// A clock that only moves when told to; sleepers wake when it passes their deadline.
+#[derive(Debug, Clone)]
+pub struct ManualClock {
+    inner: Arc<ManualInner>,
+}
+
+#[derive(Debug)]
+struct ManualInner {
+    // A std Mutex: nothing awaits while it is held.
+    now: Mutex<DateTime<Utc>>,
+    moved: Notify,
+}
+
+impl ManualClock {
+    /// A clock standing at `start`.
+    pub fn new(start: DateTime<Utc>) -> Self {
+        Self {
+            inner: Arc::new(ManualInner {
+                now: Mutex::new(start),
+                moved: Notify::new(),
+            }),
+        }
+    }
+
+    /// Moves the clock forward by `by` and wakes every sleeper whose deadline passed.
+    pub fn advance(&self, by: Duration) {
+        let by = chrono::Duration::from_std(by).unwrap_or(chrono::TimeDelta::MAX);
+        {
+            let mut now = self.inner.now.lock().unwrap_or_else(|p| p.into_inner());
+            *now += by;
+        }
+        self.inner.moved.notify_waiters();
+    }
+
+    /// Sets the clock to `to` (forwards or backwards) and wakes sleepers.
+    pub fn set(&self, to: DateTime<Utc>) {
+        *self.inner.now.lock().unwrap_or_else(|p| p.into_inner()) = to;
+        self.inner.moved.notify_waiters();
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.inner.now.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn sleep_until(
+        &self,
+        deadline: DateTime<Utc>,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            loop {
+                // Register interest before checking, so an advance in between is not missed.
+                let moved = self.inner.moved.notified();
+                if self.now() >= deadline {
+                    return;
+                }
+                moved.await;
+            }
+        })
+    }
+}
+
+/// Formats a time the way the database stores it: ISO-8601 UTC to the second,
+/// `2026-11-25T08:00:00Z`. One fixed width, so ordering by text is ordering by time.
+pub fn to_db_text(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Parses a stored time. Accepts any RFC 3339 text and SQLite's own
+/// `YYYY-MM-DD HH:MM:SS` (UTC), which `datetime('now')` and other writers produce.
+pub fn from_db_text(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f"))
+        .ok()
+        .map(|n| n.and_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[tokio::test]
+    async fn a_manual_sleeper_wakes_only_when_the_clock_passes_its_deadline() {
+        let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap());
+        let c2 = clock.clone();
+        let task = tokio::spawn(async move { c2.sleep(Duration::from_secs(3600)).await });
+        tokio::task::yield_now().await;
+        clock.advance(Duration::from_secs(1800));
+        tokio::task::yield_now().await;
+        assert!(!task.is_finished());
+        clock.advance(Duration::from_secs(1800));
+        tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+    }
+
+    #[test]
+    fn db_text_is_iso8601_utc() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 25, 8, 0, 0).unwrap();
+        assert_eq!(to_db_text(t), "2026-11-25T08:00:00Z");
+        assert_eq!(from_db_text("2026-11-25T08:00:00Z"), Some(t));
+        assert_eq!(from_db_text("2026-11-25 08:00:00"), Some(t));
+        assert_eq!(from_db_text("yesterday"), None);
+    }
+}
