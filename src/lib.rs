@@ -1,6 +1,9 @@
 //! dialerd: a self-hosted outbound-call campaign daemon for the OmniDimension
 //! voice-agent API.
 
+pub mod calendar;
 pub mod clock;
+pub mod config;
 pub mod domain;
+pub mod error;
 pub mod secret;

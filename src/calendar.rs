@@ -1,0 +1,266 @@
+//! Time rules parsed at the edge: cron schedules, calling windows and time
+//! zones. Everything here is pure; callers pass the current time in.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveTime, Timelike, Utc};
+use chrono_tz::Tz;
+use croner::Cron;
+use croner::parser::{CronParser, Seconds};
+
+/// A campaign's cron schedule (5 fields, or 6 with seconds), fired in a time zone.
+#[derive(Clone)]
+pub struct Schedule {
+    text: String,
+    cron: Cron,
+}
+
+impl Schedule {
+    /// Parses a 5- or 6-field cron expression. Day-of-month and day-of-week
+    /// combine with OR, as in classic cron.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let fields = text.split_whitespace().count();
+        if !(fields == 5 || fields == 6) {
+            return Err(format!(
+                "cron expression {text:?} has {fields} fields; expected 5 (min hour dom month dow) or 6 (with seconds first)"
+            ));
+        }
+        let cron = CronParser::builder()
+            .seconds(Seconds::Optional)
+            .build()
+            .parse(text)
+            .map_err(|e| format!("invalid cron expression {text:?}: {e}"))?;
+        Ok(Self {
+            text: text.trim().to_string(),
+            cron,
+        })
+    }
+
+    /// The expression as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The expression as six fields (seconds first), for schedulers that require them.
+    pub fn six_fields(&self) -> String {
+        if self.text.split_whitespace().count() == 5 {
+            format!("0 {}", self.text)
+        } else {
+            self.text.clone()
+        }
+    }
+
+    /// The first fire time strictly after `after`, evaluated in `tz`.
+    pub fn next_after(&self, after: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
+        self.cron
+            .find_next_occurrence(&after.with_timezone(&tz), false)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    }
+}
+
+impl fmt::Debug for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Schedule({:?})", self.text)
+    }
+}
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl PartialEq for Schedule {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl FromStr for Schedule {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+/// Daily calling hours in local time, `HH:MM-HH:MM`; `00:00-24:00` is all day,
+/// and a window whose end is before its start wraps midnight (`21:00-02:00`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Minutes after local midnight when calling may start.
+    pub start_min: u32,
+    /// Minutes after local midnight when calling must stop (1440 = midnight).
+    pub end_min: u32,
+}
+
+impl Window {
+    /// All day.
+    pub const ALL_DAY: Window = Window {
+        start_min: 0,
+        end_min: 1440,
+    };
+
+    /// Parses `HH:MM-HH:MM`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad = || format!("calling window {text:?} is not HH:MM-HH:MM (e.g. 09:00-20:00)");
+        let (a, b) = text.trim().split_once('-').ok_or_else(bad)?;
+        let start_min = parse_hhmm(a).ok_or_else(bad)?;
+        let end_min = parse_hhmm(b).ok_or_else(bad)?;
+        if start_min == 1440 {
+            return Err(format!("calling window {text:?} starts at 24:00"));
+        }
+        if start_min == end_min {
+            return Err(format!(
+                "calling window {text:?} is empty; use 00:00-24:00 for all day"
+            ));
+        }
+        Ok(Self { start_min, end_min })
+    }
+
+    /// Whether `local` (a wall-clock time of day) is inside the window.
+    pub fn contains(&self, local: NaiveTime) -> bool {
+        let m = local.hour() * 60 + local.minute();
+        if self.start_min < self.end_min {
+            m >= self.start_min && m < self.end_min
+        } else {
+            m >= self.start_min || m < self.end_min
+        }
+    }
+
+    /// Whether `at` falls inside the window in zone `tz`.
+    pub fn is_open(&self, at: DateTime<Utc>, tz: Tz) -> bool {
+        self.contains(at.with_timezone(&tz).time())
+    }
+
+    /// The earliest instant at or after `at` when the window is open in `tz`
+    /// (`at` itself when it already is). Searches minute by minute over the
+    /// next two days, which also steps correctly over daylight-saving gaps.
+    pub fn next_open(&self, at: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
+        if self.is_open(at, tz) {
+            return at;
+        }
+        let base = at
+            .with_second(0)
+            .and_then(|t| t.with_nanosecond(0))
+            .unwrap_or(at);
+        (1..=2 * 1440 + 60)
+            .map(|m| base + chrono::Duration::minutes(m))
+            .find(|t| self.is_open(*t, tz))
+            .unwrap_or(at)
+    }
+
+    /// The `start` text of the window, `HH:MM`.
+    pub fn start_text(&self) -> String {
+        fmt_hhmm(self.start_min)
+    }
+
+    /// The `end` text of the window, `HH:MM`.
+    pub fn end_text(&self) -> String {
+        fmt_hhmm(self.end_min)
+    }
+}
+
+impl fmt::Display for Window {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.start_text(), self.end_text())
+    }
+}
+
+impl FromStr for Window {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+fn parse_hhmm(s: &str) -> Option<u32> {
+    let (h, m) = s.trim().split_once(':')?;
+    if h.is_empty() || h.len() > 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    match (h, m) {
+        (24, 0) => Some(1440),
+        (0..=23, 0..=59) => Some(h * 60 + m),
+        _ => None,
+    }
+}
+
+fn fmt_hhmm(min: u32) -> String {
+    format!("{:02}:{:02}", min / 60, min % 60)
+}
+
+/// Parses an IANA time zone name (`Europe/Paris`, `UTC`), with a clear error.
+pub fn parse_tz(name: &str) -> Result<Tz, String> {
+    name.trim()
+        .parse::<Tz>()
+        .map_err(|_| format!("unknown time zone {name:?} (use an IANA name such as Europe/Paris)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
+    }
+
+    #[test]
+    fn five_and_six_field_crons_parse_and_others_are_refused() {
+        assert!(Schedule::parse("*/5 * * * *").is_ok());
+        assert!(Schedule::parse("0 */5 * * * *").is_ok());
+        assert!(Schedule::parse("* * *").is_err());
+        assert!(Schedule::parse("61 * * * *").is_err());
+        assert_eq!(Schedule::parse("*/5 * * * *").unwrap().six_fields(), "0 */5 * * * *");
+    }
+
+    #[test]
+    fn cron_fires_in_the_campaign_zone_not_utc() {
+        // 09:00 in New York is 14:00 UTC in winter and 13:00 UTC in summer.
+        let s = Schedule::parse("0 9 * * *").unwrap();
+        let ny: Tz = "America/New_York".parse().unwrap();
+        assert_eq!(s.next_after(utc(2026, 1, 10, 0, 0), ny), Some(utc(2026, 1, 10, 14, 0)));
+        assert_eq!(s.next_after(utc(2026, 7, 10, 0, 0), ny), Some(utc(2026, 7, 10, 13, 0)));
+    }
+
+    #[test]
+    fn windows_parse_and_refuse_nonsense() {
+        assert_eq!(Window::parse("09:00-20:00").unwrap(), Window { start_min: 540, end_min: 1200 });
+        assert_eq!(Window::parse("00:00-24:00").unwrap(), Window::ALL_DAY);
+        for bad in ["9-20", "25:00-26:00", "09:00", "09:00-09:00", "24:00-01:00", "09:60-10:00"] {
+            assert!(Window::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_window_that_wraps_midnight_is_open_late_and_early_but_not_midday() {
+        let w = Window::parse("21:00-02:00").unwrap();
+        assert!(w.contains(NaiveTime::from_hms_opt(23, 0, 0).unwrap()));
+        assert!(w.contains(NaiveTime::from_hms_opt(1, 59, 0).unwrap()));
+        assert!(!w.contains(NaiveTime::from_hms_opt(2, 0, 0).unwrap()));
+        assert!(!w.contains(NaiveTime::from_hms_opt(12, 0, 0).unwrap()));
+    }
+
+    #[test]
+    fn the_window_follows_new_york_across_the_dst_change() {
+        let ny: Tz = "America/New_York".parse().unwrap();
+        let w = Window::parse("09:00-20:00").unwrap();
+        // Saturday 7 March 2026 (EST, UTC-5): 09:00 local is 14:00 UTC.
+        assert!(!w.is_open(utc(2026, 3, 7, 13, 59), ny));
+        assert!(w.is_open(utc(2026, 3, 7, 14, 0), ny));
+        // Monday 9 March 2026 (EDT, UTC-4): 09:00 local is 13:00 UTC.
+        assert!(w.is_open(utc(2026, 3, 9, 13, 0), ny));
+        assert_eq!(w.next_open(utc(2026, 3, 9, 3, 0), ny), utc(2026, 3, 9, 13, 0));
+        // Across the night of the change: closed at 01:00 UTC Sunday 8 March, next opening 13:00 UTC.
+        assert_eq!(w.next_open(utc(2026, 3, 8, 5, 0), ny), utc(2026, 3, 8, 13, 0));
+    }
+
+    #[test]
+    fn unknown_zones_are_refused_by_name() {
+        assert!(parse_tz("Europe/Paris").is_ok());
+        assert!(parse_tz("Mars/Olympus").unwrap_err().contains("Mars/Olympus"));
+    }
+}

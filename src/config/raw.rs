@@ -1,0 +1,198 @@
+//! The configuration as written: every key of `config/dialerd.toml` with its
+//! default. Unknown keys are refused so a typo never silently falls back to a
+//! default. [`super::Settings`] is the validated, typed form.
+
+use serde::{Deserialize, Serialize};
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawConfig {
+    pub database: RawDatabase,
+    pub provider: RawProvider,
+    pub dispatch: RawDispatch,
+    pub reconcile: RawReconcile,
+    pub inbox: RawInbox,
+    pub campaign_defaults: RawCampaignDefaults,
+    pub log: RawLog,
+    pub metrics: RawMetrics,
+    pub daemon: RawDaemon,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawDatabase {
+    pub path: String,
+}
+
+impl Default for RawDatabase {
+    fn default() -> Self {
+        Self {
+            path: "dialerd.db".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawProvider {
+    pub base_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key_file: Option<String>,
+    pub request_timeout_ms: u64,
+}
+
+impl Default for RawProvider {
+    fn default() -> Self {
+        Self {
+            base_url: "https://backend.omnidim.io/api/v1".into(),
+            api_key_file: None,
+            request_timeout_ms: 15_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawDispatch {
+    pub rate_per_second: f64,
+    pub burst: u32,
+    pub max_in_flight: u32,
+    pub max_live_calls_per_campaign: u32,
+    pub retry_max_tries: u32,
+    pub retry_min_delay_ms: u64,
+    pub retry_max_delay_secs: u64,
+    pub claim_batch: u32,
+}
+
+impl Default for RawDispatch {
+    fn default() -> Self {
+        Self {
+            rate_per_second: 1.0,
+            burst: 1,
+            max_in_flight: 8,
+            max_live_calls_per_campaign: 0,
+            retry_max_tries: 6,
+            retry_min_delay_ms: 500,
+            retry_max_delay_secs: 60,
+            claim_batch: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawReconcile {
+    pub poll_interval_secs: f64,
+    pub page_size: u32,
+    pub uncertain_grace_secs: u64,
+    pub outcome_timeout_secs: u64,
+    pub max_pages_per_poll: u32,
+}
+
+impl Default for RawReconcile {
+    fn default() -> Self {
+        Self {
+            poll_interval_secs: 30.0,
+            page_size: 100,
+            uncertain_grace_secs: 600,
+            outcome_timeout_secs: 7200,
+            max_pages_per_poll: 50,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawInbox {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+    pub poll_interval_secs: f64,
+    pub settle_secs: f64,
+}
+
+impl Default for RawInbox {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            poll_interval_secs: 2.0,
+            settle_secs: 2.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawCampaignDefaults {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_number_id: Option<i64>,
+    pub schedule: String,
+    pub timezone: String,
+    pub window: String,
+    pub max_attempts: u32,
+    pub retry_delay_secs: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    pub retry_outcomes: Vec<String>,
+}
+
+impl Default for RawCampaignDefaults {
+    fn default() -> Self {
+        Self {
+            agent_id: None,
+            from_number_id: None,
+            schedule: "0 */5 * * * *".into(),
+            timezone: "UTC".into(),
+            window: "09:00-20:00".into(),
+            max_attempts: 3,
+            retry_delay_secs: 3600,
+            region: None,
+            retry_outcomes: ["no_answer", "busy", "failed", "voicemail"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawLog {
+    pub level: String,
+    pub format: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawMetrics {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawDaemon {
+    pub shutdown_grace_secs: u64,
+    pub heartbeat_secs: u64,
+    pub campaign_refresh_secs: f64,
+}
+
+impl Default for RawDaemon {
+    fn default() -> Self {
+        Self {
+            shutdown_grace_secs: 20,
+            heartbeat_secs: 5,
+            campaign_refresh_secs: 2.0,
+        }
+    }
+}
