@@ -6,4 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod provider;
+pub mod phone;
 pub mod secret;
+pub mod store;

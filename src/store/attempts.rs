@@ -1,0 +1,317 @@
+//! SQL of the `attempts` table: the outcome of each dispatch request (written
+//! in batches), start-up recovery, and what the reconciler reads and writes.
+
+use chrono::{DateTime, Utc};
+
+use super::Store;
+use super::daemon::insert_event;
+use crate::clock::to_db_text;
+use crate::domain::Outcome;
+
+/// What became of one dispatch request, as the dispatcher reports it.
+#[derive(Debug, Clone)]
+pub enum SendResult {
+    /// The API accepted it and returned a request id.
+    Accepted { request_id: String, raw_response: String },
+    /// The request may have reached the API: resolved later by the reconciler.
+    Uncertain { error: String },
+    /// The API refused it for this contact (4xx, `success: false`): the
+    /// contact becomes `invalid` with the server's message.
+    Rejected { error: String },
+    /// The API refused the key (401/403); the contact is handed back unchanged.
+    Unauthorized { error: String },
+    /// The request was certainly not acted on (safe retries used up, or the
+    /// daemon stopping before it was sent); the contact is due again at `retry_at`.
+    NotSent { error: String, retry_at: DateTime<Utc> },
+}
+
+/// One finished request: which attempt, after how many HTTP tries, and what happened.
+#[derive(Debug, Clone)]
+pub struct AttemptResult {
+    pub attempt_id: i64,
+    pub contact_id: i64,
+    pub tries: u32,
+    pub result: SendResult,
+}
+
+/// An attempt waiting for the reconciler.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Outstanding {
+    pub id: i64,
+    pub contact_id: i64,
+    pub campaign_id: i64,
+    pub agent_id: i64,
+    pub to_number: String,
+    pub state: String,
+    pub request_id: Option<String>,
+    pub provider_status: Option<String>,
+    pub sent_at: String,
+    pub accepted_at: Option<String>,
+}
+
+/// The final facts of a call, from its log.
+#[derive(Debug, Clone)]
+pub struct FinalLog {
+    pub outcome: Outcome,
+    pub provider_status: Option<String>,
+    pub call_log_id: Option<i64>,
+    pub duration_secs: Option<f64>,
+    pub transcript: Option<String>,
+    pub recording_url: Option<String>,
+    pub cost: Option<f64>,
+    pub raw_log: String,
+}
+
+/// What happens to the contact after its attempt's final outcome.
+#[derive(Debug, Clone, Copy)]
+pub enum ContactNext {
+    /// `done`, `exhausted` or `cancelled`.
+    Final(crate::domain::ContactState),
+    /// `retry_wait` until this time.
+    RetryAt(DateTime<Utc>),
+}
+
+impl Store {
+    /// Writes a batch of request results in one transaction (so many workers
+    /// share one `synchronous=FULL` commit) and moves each contact on.
+    pub async fn record_results(&self, results: &[AttemptResult]) -> sqlx::Result<()> {
+        if results.is_empty() {
+            return Ok(());
+        }
+        let now = self.now_text();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for r in results {
+            let tries = i64::from(r.tries);
+            match &r.result {
+                SendResult::Accepted { request_id, raw_response } => {
+                    sqlx::query(
+                        "UPDATE attempts SET state = 'accepted', request_id = ?, raw_response = ?, tries = ?, \
+                         accepted_at = ? WHERE id = ? AND state = 'sending'",
+                    )
+                    .bind(request_id)
+                    .bind(raw_response)
+                    .bind(tries)
+                    .bind(&now)
+                    .bind(r.attempt_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                SendResult::Uncertain { error } => {
+                    sqlx::query("UPDATE attempts SET state = 'uncertain', error = ?, tries = ? WHERE id = ? AND state = 'sending'")
+                        .bind(error)
+                        .bind(tries)
+                        .bind(r.attempt_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    insert_event(&mut tx, &now, "attempt_uncertain", None, Some(r.contact_id), Some(r.attempt_id), Some(error)).await?;
+                }
+                SendResult::Rejected { error } => {
+                    end_unplaced(&mut tx, r.attempt_id, "rejected", error, tries, &now).await?;
+                    sqlx::query(
+                        "UPDATE contacts SET state = 'invalid', invalid_reason = ?, attempts = MAX(attempts - 1, 0), \
+                         next_attempt_at = NULL, updated_at = ? WHERE id = ?",
+                    )
+                    .bind(format!("rejected by the API: {error}"))
+                    .bind(&now)
+                    .bind(r.contact_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                SendResult::Unauthorized { error } => {
+                    end_unplaced(&mut tx, r.attempt_id, "rejected", error, tries, &now).await?;
+                    hand_back(&mut tx, r.contact_id, None, &now).await?;
+                }
+                SendResult::NotSent { error, retry_at } => {
+                    end_unplaced(&mut tx, r.attempt_id, "not_placed", error, tries, &now).await?;
+                    hand_back(&mut tx, r.contact_id, Some(to_db_text(*retry_at)), &now).await?;
+                }
+            }
+        }
+        tx.commit().await
+    }
+
+    /// Start-up recovery: an attempt still `sending` may have reached the API
+    /// before the last stop, so it becomes `uncertain` (never retried blindly).
+    /// Returns how many were recovered.
+    pub async fn recover_sending(&self, why: &str) -> sqlx::Result<u64> {
+        let now = self.now_text();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let n = sqlx::query("UPDATE attempts SET state = 'uncertain', error = ? WHERE state = 'sending'")
+            .bind(why)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n > 0 {
+            insert_event(&mut tx, &now, "recovered_sending", None, None, None, Some(&format!("{n} attempts: {why}"))).await?;
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Attempts waiting for the reconciler (accepted without an outcome, or uncertain).
+    pub async fn outstanding_attempts(&self) -> sqlx::Result<Vec<Outstanding>> {
+        sqlx::query_as(
+            "SELECT id, contact_id, campaign_id, agent_id, to_number, state, request_id, provider_status, sent_at, accepted_at \
+             FROM attempts WHERE outcome IS NULL AND state IN ('sending', 'accepted', 'uncertain') \
+             ORDER BY agent_id, sent_at",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map(|v: Vec<Outstanding>| v.into_iter().filter(|a| a.state != "sending").collect())
+    }
+
+    /// Whether some attempt already carries `request_id` (so a log with it is
+    /// not an unknown call that could belong to an uncertain attempt).
+    pub async fn request_id_known(&self, request_id: &str) -> sqlx::Result<bool> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM attempts WHERE request_id = ?)")
+            .bind(request_id)
+            .fetch_one(&self.pool)
+            .await
+    }
+
+    /// Whether some attempt is already linked to call log `id`.
+    pub async fn call_log_linked(&self, id: i64) -> sqlx::Result<bool> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM attempts WHERE call_log_id = ?)")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await
+    }
+
+    /// Links an uncertain attempt to the call its log shows: it was placed.
+    pub async fn link_uncertain(&self, attempt_id: i64, request_id: Option<&str>, call_log_id: Option<i64>) -> sqlx::Result<bool> {
+        let now = self.now_text();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let n = sqlx::query(
+            "UPDATE attempts SET state = 'accepted', request_id = COALESCE(?, request_id), call_log_id = ?, accepted_at = ? \
+             WHERE id = ? AND state = 'uncertain'",
+        )
+        .bind(request_id)
+        .bind(call_log_id)
+        .bind(&now)
+        .bind(attempt_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n > 0 {
+            insert_event(&mut tx, &now, "uncertain_linked", None, None, Some(attempt_id), request_id).await?;
+        }
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    /// An uncertain attempt that never appeared in the logs within the grace
+    /// period: not placed; its contact is due again at once.
+    pub async fn resolve_not_placed(&self, attempt_id: i64, contact_id: i64, why: &str) -> sqlx::Result<bool> {
+        let now = self.now_text();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let n = sqlx::query(
+            "UPDATE attempts SET state = 'not_placed', error = COALESCE(error || '; ', '') || ?, finished_at = ? \
+             WHERE id = ? AND state = 'uncertain'",
+        )
+        .bind(why)
+        .bind(&now)
+        .bind(attempt_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n > 0 {
+            hand_back(&mut tx, contact_id, Some(now.clone()), &now).await?;
+            insert_event(&mut tx, &now, "uncertain_not_placed", None, Some(contact_id), Some(attempt_id), Some(why)).await?;
+        }
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    /// Updates the raw status of a call that is not final yet.
+    pub async fn note_provider_status(&self, attempt_id: i64, status: &str, call_log_id: Option<i64>) -> sqlx::Result<()> {
+        sqlx::query("UPDATE attempts SET provider_status = ?, call_log_id = COALESCE(call_log_id, ?) WHERE id = ? AND outcome IS NULL")
+            .bind(status)
+            .bind(call_log_id)
+            .bind(attempt_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Writes a batch of final outcomes and moves each contact on, in one transaction.
+    pub async fn record_outcomes(&self, items: &[(i64, i64, FinalLog, ContactNext)]) -> sqlx::Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let now = self.now_text();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for (attempt_id, contact_id, log, next) in items {
+            let n = sqlx::query(
+                "UPDATE attempts SET outcome = ?, provider_status = COALESCE(?, provider_status), \
+                 call_log_id = COALESCE(?, call_log_id), duration_secs = ?, transcript = ?, recording_url = ?, \
+                 cost = ?, raw_log = ?, finished_at = ? WHERE id = ? AND outcome IS NULL",
+            )
+            .bind(log.outcome.as_str())
+            .bind(&log.provider_status)
+            .bind(log.call_log_id)
+            .bind(log.duration_secs)
+            .bind(&log.transcript)
+            .bind(&log.recording_url)
+            .bind(log.cost)
+            .bind(&log.raw_log)
+            .bind(&now)
+            .bind(attempt_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                continue;
+            }
+            let (state, next_at) = match next {
+                ContactNext::Final(s) => (s.as_str(), None),
+                ContactNext::RetryAt(t) => ("retry_wait", Some(to_db_text(*t))),
+            };
+            sqlx::query("UPDATE contacts SET state = ?, next_attempt_at = ?, updated_at = ? WHERE id = ? AND state = 'in_progress'")
+                .bind(state)
+                .bind(next_at)
+                .bind(&now)
+                .bind(contact_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+}
+
+/// Ends an attempt that certainly placed no call.
+async fn end_unplaced(
+    tx: &mut sqlx::SqliteConnection,
+    attempt_id: i64,
+    state: &str,
+    error: &str,
+    tries: i64,
+    now: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE attempts SET state = ?, error = ?, tries = ?, finished_at = ? WHERE id = ? AND state IN ('sending', 'uncertain')")
+        .bind(state)
+        .bind(error)
+        .bind(tries)
+        .bind(now)
+        .bind(attempt_id)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Gives a contact whose attempt placed no call its attempt back: it is due
+/// again (at `due`, or keeping its old due time), `pending` if it never had a
+/// placed attempt, else `retry_wait`.
+async fn hand_back(tx: &mut sqlx::SqliteConnection, contact_id: i64, due: Option<String>, now: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE contacts SET attempts = MAX(attempts - 1, 0), \
+         state = CASE WHEN attempts - 1 <= 0 THEN 'pending' ELSE 'retry_wait' END, \
+         next_attempt_at = COALESCE(?, next_attempt_at), updated_at = ? \
+         WHERE id = ? AND state = 'in_progress'",
+    )
+    .bind(due)
+    .bind(now)
+    .bind(contact_id)
+    .execute(tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! SQL of the `daemon` row (heartbeat, global dispatch pause) and the `events`
+//! audit trail.
+
+use chrono::{DateTime, Utc};
+use sqlx::SqliteConnection;
+
+use super::{Store, parse_time};
+
+/// The daemon row, as `status` shows it.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct DaemonRow {
+    pub pid: Option<i64>,
+    pub host: Option<String>,
+    pub version: Option<String>,
+    pub started_at: Option<String>,
+    pub heartbeat_at: Option<String>,
+    pub stopped_at: Option<String>,
+    pub dispatch_paused: Option<String>,
+    pub status_line: Option<String>,
+}
+
+impl DaemonRow {
+    /// The last heartbeat.
+    pub fn heartbeat(&self) -> Option<DateTime<Utc>> {
+        parse_time(self.heartbeat_at.as_deref())
+    }
+}
+
+/// One audit event.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct Event {
+    pub id: i64,
+    pub at: String,
+    pub kind: String,
+    pub campaign_id: Option<i64>,
+    pub contact_id: Option<i64>,
+    pub attempt_id: Option<i64>,
+    pub detail: Option<String>,
+}
+
+/// Appends an event inside an open transaction.
+pub(crate) async fn insert_event(
+    conn: &mut SqliteConnection,
+    at: &str,
+    kind: &str,
+    campaign_id: Option<i64>,
+    contact_id: Option<i64>,
+    attempt_id: Option<i64>,
+    detail: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO events (at, kind, campaign_id, contact_id, attempt_id, detail) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(at)
+    .bind(kind)
+    .bind(campaign_id)
+    .bind(contact_id)
+    .bind(attempt_id)
+    .bind(detail)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Records an audit event.
+    pub async fn event(
+        &self,
+        kind: &str,
+        campaign_id: Option<i64>,
+        contact_id: Option<i64>,
+        detail: Option<&str>,
+    ) -> sqlx::Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        insert_event(&mut conn, &self.now_text(), kind, campaign_id, contact_id, None, detail).await
+    }
+
+    /// The most recent events, newest first.
+    pub async fn recent_events(&self, limit: i64) -> sqlx::Result<Vec<Event>> {
+        sqlx::query_as("SELECT * FROM events ORDER BY id DESC LIMIT ?")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    /// The daemon row.
+    pub async fn daemon_row(&self) -> sqlx::Result<DaemonRow> {
+        sqlx::query_as(
+            "SELECT pid, host, version, started_at, heartbeat_at, stopped_at, dispatch_paused, status_line \
+             FROM daemon WHERE id = 1",
+        )
+        .fetch_one(&self.pool)
+        .await
+    }
+
+    /// Records that a daemon started in process `pid`.
+    pub async fn daemon_started(&self, pid: u32, host: &str) -> sqlx::Result<()> {
+        let now = self.now_text();
+        sqlx::query(
+            "UPDATE daemon SET pid = ?, host = ?, version = ?, started_at = ?, heartbeat_at = ?, \
+             stopped_at = NULL, status_line = 'starting' WHERE id = 1",
+        )
+        .bind(i64::from(pid))
+        .bind(host)
+        .bind(env!("CARGO_PKG_VERSION"))
+        .bind(&now)
+        .bind(&now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Refreshes the heartbeat with a one-line summary of what the daemon is doing.
+    pub async fn heartbeat(&self, status_line: &str) -> sqlx::Result<()> {
+        sqlx::query("UPDATE daemon SET heartbeat_at = ?, status_line = ? WHERE id = 1")
+            .bind(self.now_text())
+            .bind(status_line)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records a clean stop.
+    pub async fn daemon_stopped(&self) -> sqlx::Result<()> {
+        sqlx::query("UPDATE daemon SET stopped_at = ?, status_line = 'stopped' WHERE id = 1")
+            .bind(self.now_text())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Pauses all dispatching (a 401/403 from the API) until an operator
+    /// resumes it; `reason` is shown by `status`.
+    pub async fn pause_dispatch(&self, reason: &str) -> sqlx::Result<()> {
+        let now = self.now_text();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("UPDATE daemon SET dispatch_paused = ? WHERE id = 1")
+            .bind(format!("{now}: {reason}"))
+            .execute(&mut *tx)
+            .await?;
+        insert_event(&mut tx, &now, "dispatch_paused", None, None, None, Some(reason)).await?;
+        tx.commit().await
+    }
+
+    /// Clears a global dispatch pause.
+    pub async fn resume_dispatch(&self) -> sqlx::Result<bool> {
+        let now = self.now_text();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let n = sqlx::query("UPDATE daemon SET dispatch_paused = NULL WHERE id = 1 AND dispatch_paused IS NOT NULL")
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n > 0 {
+            insert_event(&mut tx, &now, "dispatch_resumed", None, None, None, None).await?;
+        }
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    /// Why dispatching is paused for everyone, if it is.
+    pub async fn dispatch_paused(&self) -> sqlx::Result<Option<String>> {
+        sqlx::query_scalar("SELECT dispatch_paused FROM daemon WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+    }
+}

@@ -1,0 +1,2 @@
+//! SQL of the `imports` and `import_rejects` tables and the batched insertion
+//! of imported contacts.

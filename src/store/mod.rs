@@ -1,0 +1,136 @@
+//! The SQLite store: opening the database (pragmas, embedded migrations) and
+//! one module per table family holding all of its SQL. Every state change is
+//! one statement or one short transaction; none is held across an HTTP call.
+
+mod attempts;
+mod campaigns;
+mod contacts;
+mod daemon;
+mod dnc;
+mod imports;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{SqlitePool, migrate::MigrateError};
+
+pub use attempts::*;
+pub use campaigns::*;
+pub use contacts::*;
+pub use daemon::*;
+pub use dnc::*;
+pub use imports::*;
+
+use crate::clock::{SharedClock, to_db_text};
+
+/// The migrations compiled into the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+    clock: SharedClock,
+}
+
+/// The database could not be opened or brought up to date.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The file could not be created or opened.
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        /// The database path.
+        path: String,
+        /// The SQLite error.
+        source: sqlx::Error,
+    },
+    /// The database was written by a newer dialerd.
+    #[error(
+        "database {path} was written by a newer dialerd (schema version {found}; this binary knows up to {known}); upgrade dialerd or use another database"
+    )]
+    TooNew {
+        /// The database path.
+        path: String,
+        /// The newest version recorded in the database.
+        found: i64,
+        /// The newest version this binary knows.
+        known: i64,
+    },
+    /// A migration failed.
+    #[error("cannot migrate database {path}: {source}")]
+    Migrate {
+        /// The database path.
+        path: String,
+        /// The migration error.
+        source: MigrateError,
+    },
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` in WAL mode with
+    /// `synchronous=FULL`, foreign keys on and a busy timeout, and applies
+    /// any pending migrations.
+    pub async fn open(path: &Path, clock: SharedClock) -> Result<Self, OpenError> {
+        let shown = path.display().to_string();
+        let opts = SqliteConnectOptions::from_str("sqlite:")
+            .map_err(|source| OpenError::Open { path: shown.clone(), source })?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .min_connections(1)
+            .connect_with(opts)
+            .await
+            .map_err(|source| OpenError::Open { path: shown.clone(), source })?;
+        let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        match MIGRATOR.run(&pool).await {
+            Ok(()) => {}
+            Err(MigrateError::VersionMissing(found)) | Err(MigrateError::VersionTooNew(found, _)) => {
+                return Err(OpenError::TooNew { path: shown, found, known });
+            }
+            Err(source) => return Err(OpenError::Migrate { path: shown, source }),
+        }
+        Ok(Self { pool, clock })
+    }
+
+    /// The underlying pool, for queries the store does not wrap (tests, tools).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// The clock the store stamps times with.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// The current time as stored text.
+    fn now_text(&self) -> String {
+        to_db_text(self.clock.now())
+    }
+
+    /// Closes the pool, checkpointing the WAL.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Parses an optional stored time, tolerating text written by other programs.
+pub(crate) fn parse_time(s: Option<&str>) -> Option<DateTime<Utc>> {
+    s.and_then(crate::clock::from_db_text)
+}
+
+impl From<OpenError> for crate::error::CliError {
+    fn from(e: OpenError) -> Self {
+        crate::error::CliError::new(crate::error::Exit::Failure, e)
+    }
+}
+
+#[cfg(test)]
+mod tests;
