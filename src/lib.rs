@@ -2,6 +2,7 @@
 //! voice-agent API.
 
 pub mod calendar;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
@@ -9,4 +10,6 @@ pub mod error;
 pub mod provider;
 pub mod phone;
 pub mod secret;
+pub mod sim;
 pub mod store;
+pub mod telemetry;

@@ -1,0 +1,257 @@
+//! The command line: `dialerd [--config FILE] COMMAND`. Each command lives in
+//! its own file; this one parses arguments and maps errors to exit statuses.
+
+mod campaigns;
+mod check;
+mod dnc;
+mod status;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::clock::SystemClock;
+use crate::config::Settings;
+use crate::error::{CliError, Exit};
+use crate::store::Store;
+
+/// dialerd: outbound-call campaigns through the OmniDimension voice-agent API.
+#[derive(Debug, Parser)]
+#[command(name = "dialerd", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file (default: $DIALERD_CONFIG, else built-in defaults).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: inbox watcher, cron scheduler, dispatcher, reconciler.
+    Run(RunArgs),
+    /// Import a CSV file or an SQLite database into a campaign.
+    Import(ImportArgs),
+    /// List, show, pause, resume or cancel campaigns.
+    #[command(subcommand)]
+    Campaigns(CampaignsCmd),
+    /// Progress of every campaign.
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One row per contact with its latest outcome.
+    Export(ExportArgs),
+    /// The do-not-call list, shared by all campaigns.
+    #[command(subcommand)]
+    Dnc(DncCmd),
+    /// Validate the configuration and print it with secrets redacted.
+    CheckConfig,
+    /// Serve an OmniDimension-compatible API for rehearsals, tests and benchmarks.
+    Simulate(SimulateArgs),
+    /// The simulator plus a sample campaign, end to end, on a fresh database.
+    Demo(DemoArgs),
+    /// Resume dispatching after it was paused for everyone (a rejected API key).
+    #[command(subcommand)]
+    Dispatch(DispatchCmd),
+}
+
+/// `run` options.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Exit 0 once no contact is pending or waiting for a retry and no attempt
+    /// is in flight, uncertain or awaiting its outcome.
+    #[arg(long)]
+    pub until_idle: bool,
+}
+
+/// `import` options.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The CSV file or SQLite database to import.
+    pub file: PathBuf,
+    /// The campaign to create or append to.
+    #[arg(long)]
+    pub campaign: String,
+    #[arg(long)]
+    pub agent_id: Option<i64>,
+    #[arg(long)]
+    pub from_number_id: Option<i64>,
+    /// Cron schedule (5 or 6 fields) of the campaign's sweeps.
+    #[arg(long)]
+    pub schedule: Option<String>,
+    /// The campaign's time zone (IANA name).
+    #[arg(long)]
+    pub timezone: Option<String>,
+    /// Calling hours in the contact's local time, HH:MM-HH:MM.
+    #[arg(long)]
+    pub window: Option<String>,
+    #[arg(long)]
+    pub max_attempts: Option<u32>,
+    /// Seconds to wait before redialing after no answer, busy or failed.
+    #[arg(long)]
+    pub retry_delay: Option<u64>,
+    /// Default region (US, GB, ...) for numbers without a country code.
+    #[arg(long)]
+    pub region: Option<String>,
+    /// SQLite source: the table to read.
+    #[arg(long, conflicts_with = "query")]
+    pub table: Option<String>,
+    /// SQLite source: the query to run (its column names are the header).
+    #[arg(long)]
+    pub query: Option<String>,
+    /// Report what would be imported and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `campaigns` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CampaignsCmd {
+    /// Every campaign with its status and progress.
+    List,
+    /// One campaign's settings and progress.
+    Show { name: String },
+    /// Stop dispatching a campaign (calls in flight finish).
+    Pause { name: String },
+    /// Resume a paused campaign.
+    Resume { name: String },
+    /// Cancel a campaign: nothing more is dialed.
+    Cancel { name: String },
+}
+
+/// `dnc` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DncCmd {
+    /// Add numbers.
+    Add {
+        #[arg(required = true)]
+        numbers: Vec<String>,
+        /// Why (kept with the entry).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Region for numbers without a country code.
+        #[arg(long)]
+        region: Option<String>,
+    },
+    /// Remove numbers.
+    Remove {
+        #[arg(required = true)]
+        numbers: Vec<String>,
+        #[arg(long)]
+        region: Option<String>,
+    },
+    /// Add every number of a file (one per line, or a CSV with a phone column).
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        region: Option<String>,
+    },
+    /// Print the list.
+    List,
+}
+
+/// `dispatch` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DispatchCmd {
+    /// Clear a global dispatch pause (after fixing the API key).
+    Resume,
+}
+
+/// `export` options.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[arg(long)]
+    pub campaign: Option<String>,
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: ExportFormat,
+    /// Write here instead of standard output.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Jsonl,
+}
+
+/// `simulate` options.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Address to listen on (loopback).
+    #[arg(long, default_value = "127.0.0.1:8787")]
+    pub listen: String,
+    #[command(flatten)]
+    pub sim: crate::sim::SimOptions,
+}
+
+/// `demo` options.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Directory for the demo database (recreated).
+    #[arg(long, default_value = "dialerd-demo")]
+    pub dir: PathBuf,
+    /// The campaign CSV (default: the bundled examples/campaign.csv).
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+}
+
+/// Parses the command line and runs the command; returns the process exit status.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { Exit::Usage as i32 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dialerd: cannot start the async runtime: {e}");
+            return Exit::Failure as i32;
+        }
+    };
+    match runtime.block_on(execute(cli)) {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::debug!(error = ?e.error, "command failed");
+            eprintln!("dialerd: {e}");
+            e.exit as i32
+        }
+    }
+}
+
+/// Runs one parsed command.
+pub async fn execute(cli: Cli) -> Result<(), CliError> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    crate::telemetry::init(&settings.raw.log);
+    match cli.command {
+        Command::CheckConfig => check::run(&settings),
+        Command::Status { json } => status::run(&open(&settings).await?, json).await,
+        Command::Campaigns(cmd) => campaigns::run(&open(&settings).await?, cmd).await,
+        Command::Dnc(cmd) => dnc::run(&open(&settings).await?, &settings, cmd).await,
+        Command::Dispatch(DispatchCmd::Resume) => {
+            let store = open(&settings).await?;
+            let cleared = store.resume_dispatch().await.map_err(anyhow::Error::from)?;
+            println!("{}", if cleared { "dispatching resumed" } else { "dispatching was not paused" });
+            Ok(())
+        }
+        Command::Run(_) | Command::Import(_) | Command::Export(_) | Command::Simulate(_) | Command::Demo(_) => {
+            Err(CliError::msg(Exit::Failure, "this command is not available yet in this build"))
+        }
+    }
+}
+
+/// Opens the configured database (creating and migrating it as needed).
+pub(crate) async fn open(settings: &Settings) -> Result<Store, CliError> {
+    Ok(Store::open(&settings.database_path, Arc::new(SystemClock)).await?)
+}
