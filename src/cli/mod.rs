@@ -4,6 +4,7 @@
 mod campaigns;
 mod check;
 mod dnc;
+mod run;
 mod status;
 
 use std::path::PathBuf;
@@ -245,7 +246,9 @@ pub async fn execute(cli: Cli) -> Result<(), CliError> {
             println!("{}", if cleared { "dispatching resumed" } else { "dispatching was not paused" });
             Ok(())
         }
-        Command::Run(_) | Command::Import(_) | Command::Export(_) | Command::Simulate(_) | Command::Demo(_) => {
+        Command::Run(args) => run::run(settings, cli.config.clone(), args).await,
+        Command::Simulate(args) => run::simulate(args).await,
+        Command::Import(_) | Command::Export(_) | Command::Demo(_) => {
             Err(CliError::msg(Exit::Failure, "this command is not available yet in this build"))
         }
     }

@@ -88,6 +88,7 @@ pub struct RawReconcile {
     pub uncertain_grace_secs: u64,
     pub outcome_timeout_secs: u64,
     pub max_pages_per_poll: u32,
+    pub log_time_skew_secs: u64,
 }
 
 impl Default for RawReconcile {
@@ -98,6 +99,7 @@ impl Default for RawReconcile {
             uncertain_grace_secs: 600,
             outcome_timeout_secs: 7200,
             max_pages_per_poll: 50,
+            log_time_skew_secs: 900,
         }
     }
 }

@@ -47,6 +47,9 @@ pub struct Outstanding {
     pub provider_status: Option<String>,
     pub sent_at: String,
     pub accepted_at: Option<String>,
+    pub call_log_id: Option<i64>,
+    /// The contact's count of placed (or possibly placed) attempts.
+    pub contact_attempts: i64,
 }
 
 /// The final facts of a call, from its log.
@@ -59,7 +62,7 @@ pub struct FinalLog {
     pub transcript: Option<String>,
     pub recording_url: Option<String>,
     pub cost: Option<f64>,
-    pub raw_log: String,
+    pub raw_log: Option<String>,
 }
 
 /// What happens to the contact after its attempt's final outcome.
@@ -151,9 +154,11 @@ impl Store {
     /// Attempts waiting for the reconciler (accepted without an outcome, or uncertain).
     pub async fn outstanding_attempts(&self) -> sqlx::Result<Vec<Outstanding>> {
         sqlx::query_as(
-            "SELECT id, contact_id, campaign_id, agent_id, to_number, state, request_id, provider_status, sent_at, accepted_at \
-             FROM attempts WHERE outcome IS NULL AND state IN ('sending', 'accepted', 'uncertain') \
-             ORDER BY agent_id, sent_at",
+            "SELECT a.id, a.contact_id, a.campaign_id, a.agent_id, a.to_number, a.state, a.request_id, \
+                    a.provider_status, a.sent_at, a.accepted_at, a.call_log_id, c.attempts AS contact_attempts \
+             FROM attempts a JOIN contacts c ON c.id = a.contact_id \
+             WHERE a.outcome IS NULL AND a.state IN ('sending', 'accepted', 'uncertain') \
+             ORDER BY a.agent_id, a.sent_at",
         )
         .fetch_all(&self.pool)
         .await

@@ -272,6 +272,16 @@ impl Store {
         Ok(())
     }
 
+    /// Records a campaign's next fire time without a sweep (a new campaign).
+    pub async fn record_next_sweep(&self, id: i64, next: Option<DateTime<Utc>>) -> sqlx::Result<()> {
+        sqlx::query("UPDATE campaigns SET next_sweep_at = ? WHERE id = ?")
+            .bind(next.map(crate::clock::to_db_text))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Marks every active campaign whose contacts have all reached a final
     /// state (and that has at least one contact) `completed`; returns their ids.
     pub async fn complete_finished_campaigns(&self) -> sqlx::Result<Vec<i64>> {

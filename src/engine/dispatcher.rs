@@ -1,0 +1,337 @@
+//! A sweep of one campaign: claim due contacts in small batches (each batch one
+//! transaction that commits its `sending` attempt rows), then send each
+//! request through the global rate limit and the in-flight bound, retrying
+//! only what the server certainly did not act on.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use super::{Engine, policy, retry};
+use crate::domain::CampaignStatus;
+use crate::provider::{DispatchRequest, ErrorKind, ProviderError};
+use crate::store::{AttemptResult, Campaign, ClaimDecision, Claimed, SendResult};
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Attempts committed and sent.
+    pub dispatched: u64,
+    /// Of those, accepted by the API.
+    pub accepted: u64,
+    /// Of those, uncertain (left to the reconciler).
+    pub uncertain: u64,
+    /// Of those, rejected or not sent.
+    pub failed: u64,
+    /// Contacts put off until their calling window opens.
+    pub deferred: u64,
+    /// Contacts found on the do-not-call list.
+    pub suppressed: u64,
+}
+
+/// Consecutive rejections after which a campaign is paused: a wrong agent id
+/// or a malformed context rejects every contact, and must not burn the list.
+const REJECTIONS_BEFORE_PAUSE: u32 = 5;
+
+impl Engine {
+    /// Sweeps campaign `c`: dispatches every contact that is due now, until
+    /// none is left, the campaign is paused, or shutdown. Returns once every
+    /// request it sent has its result recorded.
+    pub async fn sweep_campaign(self: &Arc<Self>, c: &Campaign) -> anyhow::Result<SweepReport> {
+        let mut report = SweepReport::default();
+        let rules = match c.rules() {
+            Ok(r) => r,
+            Err(reason) => {
+                self.store.set_campaign_status(c.id, CampaignStatus::Paused, Some(&reason)).await?;
+                tracing::error!(campaign = %c.name, %reason, "campaign paused: its settings are invalid");
+                return Ok(report);
+            }
+        };
+        let cfg = self.config();
+        let agent = c.agent_id.or(cfg.defaults.agent_id);
+        if agent.is_none() {
+            let reason = "no agent_id: set the campaign's agent_id (or campaign_defaults.agent_id), then resume it";
+            self.store.set_campaign_status(c.id, CampaignStatus::Paused, Some(reason)).await?;
+            tracing::error!(campaign = %c.name, reason, "campaign paused");
+            return Ok(report);
+        }
+        self.validate_direct_inserts(c, rules.region).await?;
+        let mut tasks = JoinSet::new();
+        loop {
+            if self.stopping() || self.auth_paused.load(Ordering::SeqCst) {
+                break;
+            }
+            let Some(permits) = self.take_permits(c).await? else { break };
+            let now = self.clock.now();
+            let due = self.store.due_contacts(c.id, now, (permits.len() as i64).max(32)).await?;
+            if due.is_empty() {
+                break;
+            }
+            let mut dial_slots = permits.len();
+            let decisions: Vec<_> = due
+                .into_iter()
+                .filter_map(|d| {
+                    let decision = policy::decide(&d, &rules, agent, now);
+                    match decision {
+                        ClaimDecision::Dial { .. } if dial_slots == 0 => None,
+                        ClaimDecision::Dial { .. } => {
+                            dial_slots -= 1;
+                            Some((d, decision))
+                        }
+                        ClaimDecision::Defer(_) => {
+                            report.deferred += 1;
+                            Some((d, decision))
+                        }
+                        ClaimDecision::Suppress => {
+                            report.suppressed += 1;
+                            Some((d, decision))
+                        }
+                        _ => Some((d, decision)),
+                    }
+                })
+                .collect();
+            let wanted_dial = decisions.iter().any(|(_, d)| matches!(d, ClaimDecision::Dial { .. }));
+            let claimed = self.store.apply_claims(c.id, &decisions).await?;
+            if wanted_dial && claimed.is_empty() {
+                // The campaign or dispatching was paused meanwhile, or another
+                // sweep took these contacts: stop; the next fire looks again.
+                break;
+            }
+            for (claim, permit) in claimed.into_iter().zip(permits) {
+                let engine = self.clone();
+                let from = c.from_number_id;
+                let span = tracing::info_span!("attempt", campaign = %c.name, contact = claim.contact_id, attempt = claim.attempt_id);
+                tasks.spawn(async move { engine.send_and_record(claim, from, permit).await }.instrument(span));
+            }
+            // Reap finished sends as we go, so a long sweep does not accumulate them.
+            while let Some(done) = tasks.try_join_next() {
+                tally(&mut report, done);
+            }
+        }
+        while let Some(done) = tasks.join_next().await {
+            tally(&mut report, done);
+        }
+        Ok(report)
+    }
+
+    /// Waits for at least one in-flight slot (and live-call room), then takes
+    /// as many more as are free right now, up to the claim batch and about two
+    /// seconds of the rate, so no `sending` row waits long for its turn.
+    async fn take_permits(&self, c: &Campaign) -> anyhow::Result<Option<Vec<OwnedSemaphorePermit>>> {
+        let cfg = self.config();
+        let cap = c
+            .max_live_calls
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(cfg.max_live_calls_per_campaign);
+        let mut want = (cfg.claim_batch as usize)
+            .min((cfg.rate_per_second * 2.0).ceil() as usize + cfg.burst as usize)
+            .max(1);
+        if cap > 0 {
+            let live = self.store.live_calls(c.id).await?;
+            let room = i64::from(cap) - live;
+            if room <= 0 {
+                return Ok(None);
+            }
+            want = want.min(room as usize);
+        }
+        let mut shutdown = self.shutdown.clone();
+        let first = tokio::select! {
+            p = self.in_flight.clone().acquire_owned() => p?,
+            _ = shutdown.wait_for(|s| *s) => return Ok(None),
+        };
+        let mut permits = vec![first];
+        while permits.len() < want {
+            match self.in_flight.clone().try_acquire_owned() {
+                Ok(p) => permits.push(p),
+                Err(_) => break,
+            }
+        }
+        Ok(Some(permits))
+    }
+
+    async fn send_and_record(self: Arc<Self>, claim: Claimed, from_number_id: Option<i64>, permit: OwnedSemaphorePermit) -> SendResult {
+        metrics::gauge!("dialerd_attempts_in_flight").increment(1.0);
+        let (result, tries) = self.send(&claim, from_number_id).await;
+        metrics::gauge!("dialerd_attempts_in_flight").decrement(1.0);
+        drop(permit);
+        metrics::counter!("dialerd_dispatches_total", "result" => result_label(&result)).increment(1);
+        self.note_rejections(claim.campaign_id, &result).await;
+        let record = AttemptResult { attempt_id: claim.attempt_id, contact_id: claim.contact_id, tries, result: result.clone() };
+        if !self.writer.write(record).await {
+            tracing::error!("result not recorded; the attempt will be treated as uncertain at the next start");
+        }
+        result
+    }
+
+    /// Sends one attempt's request, retrying safe failures inside the attempt.
+    async fn send(&self, claim: &Claimed, from_number_id: Option<i64>) -> (SendResult, u32) {
+        let cfg = self.config();
+        let req = DispatchRequest {
+            agent_id: claim.agent_id,
+            to_number: claim.to_number.clone(),
+            call_context: context_object(&claim.call_context),
+            from_number_id,
+        };
+        let mut delays = retry::backoff(cfg.retry_min_delay, cfg.retry_max_delay, cfg.retry_max_tries);
+        let mut tries = 0u32;
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            // Before each try: still allowed to send? Then the Retry-After gate and the rate.
+            let not_sent = |why: String| SendResult::NotSent { error: why, retry_at: self.clock.now() };
+            if self.stopping() {
+                return (not_sent("not sent: the daemon is stopping".into()), tries);
+            }
+            if self.auth_paused.load(Ordering::SeqCst) {
+                return (not_sent("not sent: dispatching is paused (the API refused the key)".into()), tries);
+            }
+            let limiter = self.limiter();
+            if limiter.check().is_err() {
+                metrics::counter!("dialerd_rate_limiter_waits_total").increment(1);
+            }
+            tokio::select! {
+                _ = async { self.gate.wait(self.clock.as_ref()).await; limiter.until_ready().await } => {}
+                _ = shutdown.wait_for(|s| *s) => return (not_sent("not sent: the daemon is stopping".into()), tries),
+            }
+            tries += 1;
+            let err = match self.client().dispatch(&req).await {
+                Ok(acc) => {
+                    tracing::info!(request_id = %acc.request_id, tries, "dispatch accepted");
+                    return (SendResult::Accepted { request_id: acc.request_id, raw_response: acc.raw.to_string() }, tries);
+                }
+                Err(e) => e,
+            };
+            match err.kind() {
+                ErrorKind::Ambiguous => {
+                    tracing::warn!(error = %err, "dispatch outcome uncertain; left to the reconciler, never retried blindly");
+                    return (SendResult::Uncertain { error: err.to_string() }, tries);
+                }
+                ErrorKind::Permanent => {
+                    tracing::warn!(error = %err, "dispatch rejected");
+                    return (SendResult::Rejected { error: err.to_string() }, tries);
+                }
+                ErrorKind::Unauthorized => {
+                    self.pause_for_auth(&err).await;
+                    return (SendResult::Unauthorized { error: err.to_string() }, tries);
+                }
+                ErrorKind::Retryable | ErrorKind::RateLimited => {}
+            }
+            let now = self.clock.now();
+            if let Some(ra) = err.retry_after() {
+                self.gate.hold_until(now + chrono::Duration::from_std(ra).unwrap_or(chrono::TimeDelta::MAX));
+            }
+            let Some(backoff) = delays.next() else {
+                tracing::warn!(error = %err, tries, "dispatch not sent after every safe retry");
+                let retry_at = now + chrono::Duration::from_std(cfg.retry_max_delay).unwrap_or_default();
+                return (SendResult::NotSent { error: format!("not sent after {tries} tries: {err}"), retry_at }, tries);
+            };
+            let wait = backoff.max(err.retry_after().unwrap_or(Duration::ZERO));
+            tracing::debug!(error = %err, ?wait, tries, "safe to retry; waiting");
+            tokio::select! {
+                _ = self.clock.sleep(wait) => {}
+                _ = shutdown.wait_for(|s| *s) => return (not_sent(format!("not sent: the daemon is stopping (last try: {err})")), tries),
+            }
+        }
+    }
+
+    /// A 401/403: stop dispatching for everyone, loudly, until an operator acts.
+    async fn pause_for_auth(&self, err: &ProviderError) {
+        if self.auth_paused.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let reason = format!("the API refused the key: {err}");
+        tracing::error!(%reason, "DISPATCH PAUSED for every campaign; fix the key, then run `dialerd dispatch resume`");
+        if let Err(e) = self.store.pause_dispatch(&reason).await {
+            tracing::error!(error = %e, "cannot record the dispatch pause");
+        }
+    }
+
+    async fn note_rejections(&self, campaign_id: i64, result: &SendResult) {
+        let count = {
+            let mut map = self.rejections.lock().unwrap_or_else(|p| p.into_inner());
+            let n = map.entry(campaign_id).or_insert(0);
+            match result {
+                SendResult::Rejected { .. } => *n += 1,
+                SendResult::Accepted { .. } | SendResult::Uncertain { .. } => *n = 0,
+                _ => {}
+            }
+            let count = *n;
+            if count >= REJECTIONS_BEFORE_PAUSE {
+                *n = 0;
+            }
+            count
+        };
+        if count >= REJECTIONS_BEFORE_PAUSE
+            && let SendResult::Rejected { error } = result
+        {
+            let reason = format!("{count} requests in a row rejected by the API (last: {error}); check agent_id and from_number_id, then resume");
+            tracing::error!(campaign_id, %reason, "campaign paused");
+            if let Err(e) = self.store.set_campaign_status(campaign_id, CampaignStatus::Paused, Some(&reason)).await {
+                tracing::error!(error = %e, "cannot pause the campaign");
+            }
+        }
+    }
+
+    /// Validates contacts that another program inserted before their first dial.
+    async fn validate_direct_inserts(&self, c: &Campaign, region: Option<phonenumber::country::Id>) -> anyhow::Result<()> {
+        loop {
+            let rows = self.store.unvalidated_contacts(c.id, 500).await?;
+            if rows.is_empty() {
+                return Ok(());
+            }
+            let results: Vec<_> = rows
+                .iter()
+                .map(|r| (r.id, validate_direct(&r.phone_number, r.timezone.as_deref(), region)))
+                .collect();
+            self.store.store_validations(&results).await?;
+        }
+    }
+}
+
+/// Validates a directly inserted contact: its number into E.164, its zone.
+fn validate_direct(raw: &str, tz: Option<&str>, region: Option<phonenumber::country::Id>) -> Result<String, String> {
+    if let Some(tz) = tz.filter(|t| !t.trim().is_empty()) {
+        crate::calendar::parse_tz(tz)?;
+    }
+    crate::phone::PhoneNumber::parse(raw, region)
+        .map(|p| p.as_str().to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// The contact's context as a JSON object (a non-object is wrapped, never dropped).
+fn context_object(text: &str) -> Map<String, Value> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(m)) => m,
+        Ok(Value::Null) | Err(_) if text.trim().is_empty() => Map::new(),
+        Ok(other) => Map::from_iter([("context".to_string(), other)]),
+        Err(_) => Map::from_iter([("context".to_string(), Value::String(text.to_string()))]),
+    }
+}
+
+fn result_label(r: &SendResult) -> &'static str {
+    match r {
+        SendResult::Accepted { .. } => "accepted",
+        SendResult::Uncertain { .. } => "uncertain",
+        SendResult::Rejected { .. } => "rejected",
+        SendResult::Unauthorized { .. } => "unauthorized",
+        SendResult::NotSent { .. } => "not_sent",
+    }
+}
+
+fn tally(report: &mut SweepReport, done: Result<SendResult, tokio::task::JoinError>) {
+    report.dispatched += 1;
+    match done {
+        Ok(SendResult::Accepted { .. }) => report.accepted += 1,
+        Ok(SendResult::Uncertain { .. }) => report.uncertain += 1,
+        Ok(_) => report.failed += 1,
+        Err(e) => {
+            // A panicking send leaves its attempt `sending`: recovered as uncertain.
+            tracing::error!(error = %e, "a dispatch task failed");
+            report.failed += 1;
+        }
+    }
+}

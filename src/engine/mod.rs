@@ -1,0 +1,207 @@
+//! The engine: the scheduler starts sweeps on each campaign's cron schedule,
+//! the dispatcher claims due contacts and sends their requests through a
+//! rate-limited, bounded worker pool, and the reconciler reads the call logs
+//! back into the database. Each part has a single-step function
+//! ([`Engine::tick`], [`Engine::sweep_campaign`], [`Engine::reconcile_once`])
+//! that tests drive directly, and [`crate::daemon`] loops around them.
+
+mod dispatcher;
+pub mod policy;
+mod reconciler;
+pub mod retry;
+mod scheduler;
+mod writer;
+
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::{Semaphore, watch};
+
+pub use dispatcher::SweepReport;
+pub use reconciler::ReconcileReport;
+
+use crate::clock::SharedClock;
+use crate::config::{CampaignDefaults, Settings};
+use crate::provider::Client;
+use crate::store::Store;
+use retry::RetryGate;
+
+/// The engine's tunables, from the configuration (replaced on reload).
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub rate_per_second: f64,
+    pub burst: u32,
+    pub max_in_flight: u32,
+    /// 0: no cap.
+    pub max_live_calls_per_campaign: u32,
+    pub retry_max_tries: u32,
+    pub retry_min_delay: Duration,
+    pub retry_max_delay: Duration,
+    pub claim_batch: u32,
+    pub page_size: u32,
+    pub max_pages_per_poll: u32,
+    pub uncertain_grace: Duration,
+    pub outcome_timeout: Duration,
+    /// How far a log's `time_of_call` may be earlier than our own send time
+    /// and still belong to the attempt (the API gives no zone, clocks differ).
+    pub log_time_skew: Duration,
+    pub defaults: CampaignDefaults,
+}
+
+impl EngineConfig {
+    /// The engine part of the configuration.
+    pub fn from_settings(s: &Settings) -> Self {
+        let (d, r) = (&s.raw.dispatch, &s.raw.reconcile);
+        Self {
+            rate_per_second: d.rate_per_second,
+            burst: d.burst,
+            max_in_flight: d.max_in_flight,
+            max_live_calls_per_campaign: d.max_live_calls_per_campaign,
+            retry_max_tries: d.retry_max_tries,
+            retry_min_delay: Duration::from_millis(d.retry_min_delay_ms),
+            retry_max_delay: Duration::from_secs(d.retry_max_delay_secs),
+            claim_batch: d.claim_batch,
+            page_size: r.page_size,
+            max_pages_per_poll: r.max_pages_per_poll,
+            uncertain_grace: Duration::from_secs(r.uncertain_grace_secs),
+            outcome_timeout: Duration::from_secs(r.outcome_timeout_secs),
+            log_time_skew: Duration::from_secs(r.log_time_skew_secs),
+            defaults: s.campaign_defaults.clone(),
+        }
+    }
+
+    fn limiter(&self) -> DefaultDirectRateLimiter {
+        // Validated: 0 < rate <= 10000, burst >= 1.
+        let period = Duration::from_secs_f64(1.0 / self.rate_per_second);
+        let burst = NonZeroU32::new(self.burst).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::with_period(period)
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+            .allow_burst(burst);
+        RateLimiter::direct(quota)
+    }
+}
+
+/// The running engine; share it as `Arc<Engine>`.
+pub struct Engine {
+    store: Store,
+    client: RwLock<Client>,
+    clock: SharedClock,
+    cfg: RwLock<Arc<EngineConfig>>,
+    limiter: RwLock<Arc<DefaultDirectRateLimiter>>,
+    gate: RetryGate,
+    in_flight: Arc<Semaphore>,
+    in_flight_size: Mutex<u32>,
+    sweeping: Mutex<HashSet<i64>>,
+    /// Set after a 401/403 until the pause is cleared in the database.
+    auth_paused: AtomicBool,
+    /// Consecutive rejections per campaign (a bad agent id rejects everything).
+    rejections: Mutex<HashMap<i64, u32>>,
+    writer: writer::ResultWriter,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine over `store`, talking to the API through `client`. It stops
+    /// starting work once `shutdown` turns true.
+    pub fn new(
+        store: Store,
+        client: Client,
+        clock: SharedClock,
+        cfg: EngineConfig,
+        shutdown: watch::Receiver<bool>,
+    ) -> Arc<Self> {
+        let limiter = Arc::new(cfg.limiter());
+        let permits = cfg.max_in_flight;
+        Arc::new(Self {
+            writer: writer::ResultWriter::spawn(store.clone()),
+            store,
+            client: RwLock::new(client),
+            clock,
+            limiter: RwLock::new(limiter),
+            in_flight: Arc::new(Semaphore::new(permits as usize)),
+            in_flight_size: Mutex::new(permits),
+            cfg: RwLock::new(Arc::new(cfg)),
+            gate: RetryGate::default(),
+            sweeping: Mutex::new(HashSet::new()),
+            auth_paused: AtomicBool::new(false),
+            rejections: Mutex::new(HashMap::new()),
+            shutdown,
+        })
+    }
+
+    /// The current tunables.
+    pub fn config(&self) -> Arc<EngineConfig> {
+        self.cfg.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Applies new tunables (SIGHUP): rate and burst, in-flight size, retry
+    /// and reconcile settings. Requests in flight are not disturbed.
+    pub fn reconfigure(&self, cfg: EngineConfig) {
+        *self.limiter.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(cfg.limiter());
+        let mut size = self.in_flight_size.lock().unwrap_or_else(|p| p.into_inner());
+        if cfg.max_in_flight > *size {
+            self.in_flight.add_permits((cfg.max_in_flight - *size) as usize);
+        } else if cfg.max_in_flight < *size {
+            // Retire permits as they come back, without waiting here.
+            let extra = *size - cfg.max_in_flight;
+            let sem = self.in_flight.clone();
+            tokio::spawn(async move {
+                if let Ok(p) = sem.acquire_many_owned(extra).await {
+                    p.forget();
+                }
+            });
+        }
+        *size = cfg.max_in_flight;
+        *self.cfg.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(cfg);
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Whether shutdown was requested.
+    pub fn stopping(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Campaigns with a sweep running now.
+    pub fn sweeps_running(&self) -> usize {
+        self.sweeping.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Dispatch requests in flight now.
+    pub fn requests_in_flight(&self) -> usize {
+        let size = *self.in_flight_size.lock().unwrap_or_else(|p| p.into_inner()) as usize;
+        size.saturating_sub(self.in_flight.available_permits())
+    }
+
+    /// Clears the in-memory auth pause (after the database pause was cleared).
+    pub fn clear_auth_pause(&self) {
+        self.auth_paused.store(false, Ordering::SeqCst);
+    }
+
+    /// Replaces the API client (a reloaded key or base URL); requests in
+    /// flight finish on the old one.
+    pub fn set_client(&self, client: Client) {
+        *self.client.write().unwrap_or_else(|p| p.into_inner()) = client;
+    }
+
+    fn client(&self) -> Client {
+        self.client.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn limiter(&self) -> Arc<DefaultDirectRateLimiter> {
+        self.limiter.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}

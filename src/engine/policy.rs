@@ -1,0 +1,159 @@
+//! The calling policy, checked at claim time right before a request, and the
+//! outcome policy that decides what happens to a contact after a call. Pure
+//! functions: the caller passes the time in.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use crate::domain::{CampaignStatus, ContactState, Outcome};
+use crate::phone::{PhoneNumber, zones::zone_for_number};
+use crate::store::{CampaignRules, ClaimDecision, ContactNext, DueContact};
+
+/// The zone a contact's calling window is evaluated in: its own `timezone`
+/// column, else the zone its number determines, else the campaign's.
+pub fn contact_zone(contact_tz: Option<&str>, number: &str, campaign_tz: Tz) -> Result<Tz, String> {
+    if let Some(name) = contact_tz.map(str::trim).filter(|s| !s.is_empty()) {
+        return crate::calendar::parse_tz(name);
+    }
+    let number = PhoneNumber::from_e164_unchecked(number.to_string());
+    Ok(zone_for_number(&number).unwrap_or(campaign_tz))
+}
+
+/// Decides what to do with one due contact at `now`.
+pub fn decide(
+    c: &DueContact,
+    rules: &CampaignRules,
+    campaign_agent: Option<i64>,
+    now: DateTime<Utc>,
+) -> ClaimDecision {
+    if c.on_dnc {
+        return ClaimDecision::Suppress;
+    }
+    if c.attempts >= i64::from(rules.max_attempts) {
+        return ClaimDecision::Exhaust;
+    }
+    let Some(agent_id) = c.agent_id.or(campaign_agent) else {
+        return ClaimDecision::Invalid("no agent_id for this contact or its campaign".into());
+    };
+    let tz = match contact_zone(c.timezone.as_deref(), &c.phone_number, rules.timezone) {
+        Ok(tz) => tz,
+        Err(reason) => return ClaimDecision::Invalid(reason),
+    };
+    if !rules.window.is_open(now, tz) {
+        return ClaimDecision::Defer(rules.window.next_open(now, tz));
+    }
+    ClaimDecision::Dial { agent_id }
+}
+
+/// What becomes of a contact whose attempt (its `attempts`-th placed call)
+/// ended with `outcome`.
+pub fn after_outcome(
+    outcome: Outcome,
+    rules: &CampaignRules,
+    attempts: i64,
+    campaign: CampaignStatus,
+    now: DateTime<Utc>,
+) -> ContactNext {
+    if outcome == Outcome::Completed {
+        return ContactNext::Final(ContactState::Done);
+    }
+    if campaign == CampaignStatus::Cancelled {
+        return ContactNext::Final(ContactState::Cancelled);
+    }
+    match rules.retry_delay(outcome) {
+        Some(delay) if attempts < i64::from(rules.max_attempts) => {
+            let delay = chrono::Duration::seconds(i64::try_from(delay).unwrap_or(i64::MAX / 1000));
+            ContactNext::RetryAt(now + delay)
+        }
+        // Not retried (an unknown outcome may have reached the person) or no attempts left.
+        _ => ContactNext::Final(ContactState::Exhausted),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calendar::{Schedule, Window};
+    use chrono::TimeZone;
+
+    fn rules(window: &str, tz: &str) -> CampaignRules {
+        CampaignRules {
+            schedule: Schedule::parse("* * * * *").unwrap(),
+            timezone: tz.parse().unwrap(),
+            window: Window::parse(window).unwrap(),
+            max_attempts: 3,
+            retry_delay_secs: 3600,
+            retry_outcomes: vec![Outcome::NoAnswer, Outcome::Busy, Outcome::Failed, Outcome::Voicemail],
+            retry_delays: vec![(Outcome::Busy, 600)],
+            region: None,
+        }
+    }
+
+    fn contact(number: &str, tz: Option<&str>, attempts: i64) -> DueContact {
+        DueContact {
+            id: 1,
+            phone_number: number.into(),
+            timezone: tz.map(String::from),
+            agent_id: None,
+            call_context: "{}".into(),
+            state: "pending".into(),
+            attempts,
+            on_dnc: false,
+        }
+    }
+
+    #[test]
+    fn a_dnc_number_is_suppressed_even_inside_the_window() {
+        let mut c = contact("+442079460958", Some("Europe/London"), 0);
+        c.on_dnc = true;
+        let now = Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap();
+        assert!(matches!(decide(&c, &rules("00:00-24:00", "UTC"), Some(1), now), ClaimDecision::Suppress));
+    }
+
+    #[test]
+    fn the_contact_zone_column_wins_over_the_campaign_zone() {
+        // 13:00 UTC is 09:00 in New York (summer) but 22:00 in Tokyo.
+        let now = Utc.with_ymd_and_hms(2026, 6, 1, 13, 0, 0).unwrap();
+        let r = rules("09:00-20:00", "Asia/Tokyo");
+        let ny = contact("+442079460958", Some("America/New_York"), 0);
+        assert!(matches!(decide(&ny, &r, Some(7), now), ClaimDecision::Dial { agent_id: 7 }));
+        let tokyo = contact("+442079460958", Some("Asia/Tokyo"), 0);
+        match decide(&tokyo, &r, Some(7), now) {
+            // Next 09:00 in Tokyo is 00:00 UTC the next day.
+            ClaimDecision::Defer(t) => assert_eq!(t, Utc.with_ymd_and_hms(2026, 6, 2, 0, 0, 0).unwrap()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn no_attempts_left_exhausts_and_no_agent_invalidates() {
+        let now = Utc.with_ymd_and_hms(2026, 6, 1, 13, 0, 0).unwrap();
+        let r = rules("00:00-24:00", "UTC");
+        assert!(matches!(decide(&contact("+442079460958", None, 3), &r, Some(1), now), ClaimDecision::Exhaust));
+        assert!(matches!(decide(&contact("+442079460958", None, 0), &r, None, now), ClaimDecision::Invalid(_)));
+        assert!(matches!(decide(&contact("+442079460958", Some("Nowhere/Land"), 0), &r, Some(1), now), ClaimDecision::Invalid(_)));
+    }
+
+    #[test]
+    fn outcomes_map_to_done_retry_or_exhausted() {
+        let now = Utc.with_ymd_and_hms(2026, 6, 1, 13, 0, 0).unwrap();
+        let r = rules("00:00-24:00", "UTC");
+        let active = CampaignStatus::Active;
+        assert!(matches!(after_outcome(Outcome::Completed, &r, 1, active, now), ContactNext::Final(ContactState::Done)));
+        match after_outcome(Outcome::Busy, &r, 1, active, now) {
+            ContactNext::RetryAt(t) => assert_eq!(t, now + chrono::Duration::seconds(600)),
+            other => panic!("{other:?}"),
+        }
+        match after_outcome(Outcome::NoAnswer, &r, 2, active, now) {
+            ContactNext::RetryAt(t) => assert_eq!(t, now + chrono::Duration::seconds(3600)),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(after_outcome(Outcome::NoAnswer, &r, 3, active, now), ContactNext::Final(ContactState::Exhausted)));
+        assert!(matches!(after_outcome(Outcome::Unknown, &r, 1, active, now), ContactNext::Final(ContactState::Exhausted)));
+        assert!(matches!(after_outcome(Outcome::Cancelled, &r, 1, active, now), ContactNext::Final(ContactState::Exhausted)));
+        assert!(matches!(
+            after_outcome(Outcome::Busy, &r, 1, CampaignStatus::Cancelled, now),
+            ContactNext::Final(ContactState::Cancelled)
+        ));
+    }
+}

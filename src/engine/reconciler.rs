@@ -1,0 +1,296 @@
+//! Reconciliation: pages the call logs of every agent with outstanding
+//! attempts, matches each log to its attempt by request id, writes final
+//! outcomes and moves contacts on; links uncertain attempts to the call they
+//! placed, or declares them not placed once the logs have been read back past
+//! them and the grace period is over.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::{Engine, policy};
+use crate::clock::from_db_text;
+use crate::domain::{CampaignStatus, Outcome};
+use crate::provider::{CallLog, LogQuery};
+use crate::store::{Campaign, CampaignRules, ContactNext, FinalLog, Outstanding};
+
+/// What one reconcile round did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// Attempts waiting at the start of the round.
+    pub outstanding: usize,
+    /// `GET /calls/logs` requests made.
+    pub list_requests: u64,
+    /// Final outcomes written.
+    pub finalised: u64,
+    /// Uncertain attempts linked to the call they placed.
+    pub linked: u64,
+    /// Uncertain attempts declared not placed.
+    pub not_placed: u64,
+    /// Accepted attempts given outcome `unknown` after the timeout.
+    pub timed_out: u64,
+    /// Agents whose logs could not be read this round.
+    pub errors: u64,
+}
+
+/// The outstanding attempts of one agent, as a round works through them.
+struct AgentWork<'a> {
+    by_request: HashMap<&'a str, &'a Outstanding>,
+    uncertain: Vec<&'a Outstanding>,
+    /// Accepted attempts not matched by request id (linked from an uncertain state).
+    by_log_id: HashMap<i64, &'a Outstanding>,
+    oldest: DateTime<Utc>,
+}
+
+impl Engine {
+    /// One reconcile round over every outstanding attempt.
+    pub async fn reconcile_once(self: &Arc<Self>) -> anyhow::Result<ReconcileReport> {
+        let outstanding = self.store.outstanding_attempts().await?;
+        let mut report = ReconcileReport { outstanding: outstanding.len(), ..Default::default() };
+        metrics::gauge!("dialerd_uncertain_attempts").set(outstanding.iter().filter(|a| a.state == "uncertain").count() as f64);
+        if outstanding.is_empty() {
+            self.store.complete_finished_campaigns().await?;
+            return Ok(report);
+        }
+        let campaigns: HashMap<i64, Campaign> = self.store.campaigns().await?.into_iter().map(|c| (c.id, c)).collect();
+        let mut agents: Vec<i64> = outstanding.iter().map(|a| a.agent_id).collect();
+        agents.dedup();
+        for agent in agents {
+            let mine: Vec<&Outstanding> = outstanding.iter().filter(|a| a.agent_id == agent).collect();
+            if let Err(e) = self.reconcile_agent(agent, &mine, &campaigns, &mut report).await {
+                report.errors += 1;
+                tracing::warn!(agent, error = %format!("{e:#}"), "cannot reconcile this agent's calls now; will retry");
+            }
+        }
+        self.store.complete_finished_campaigns().await?;
+        Ok(report)
+    }
+
+    async fn reconcile_agent(
+        &self,
+        agent: i64,
+        mine: &[&Outstanding],
+        campaigns: &HashMap<i64, Campaign>,
+        report: &mut ReconcileReport,
+    ) -> anyhow::Result<()> {
+        let cfg = self.config();
+        let skew = chrono::Duration::from_std(cfg.log_time_skew).unwrap_or_default();
+        let mut work = AgentWork {
+            by_request: HashMap::new(),
+            uncertain: Vec::new(),
+            by_log_id: HashMap::new(),
+            oldest: DateTime::<Utc>::MAX_UTC,
+        };
+        for a in mine {
+            let sent = from_db_text(&a.sent_at).unwrap_or(DateTime::<Utc>::MIN_UTC);
+            work.oldest = work.oldest.min(sent);
+            match (a.state.as_str(), a.request_id.as_deref(), a.call_log_id) {
+                ("uncertain", _, _) => work.uncertain.push(a),
+                (_, Some(rid), _) => {
+                    work.by_request.insert(rid, a);
+                }
+                (_, None, Some(log_id)) => {
+                    work.by_log_id.insert(log_id, a);
+                }
+                _ => {}
+            }
+        }
+        let mut finals = Vec::new();
+        let mut covered = false;
+        let mut newest_first = true;
+        let mut page = 1u32;
+        loop {
+            let q = LogQuery { page, page_size: cfg.page_size, agent_id: Some(agent), call_status: None };
+            let logs = self.client().list_logs(&q).await?;
+            report.list_requests += 1;
+            metrics::counter!("dialerd_reconcile_list_requests_total").increment(1);
+            let mut prev: Option<DateTime<Utc>> = None;
+            let mut page_oldest: Option<DateTime<Utc>> = None;
+            for log in &logs.logs {
+                if let Some(t) = log.time_of_call {
+                    if prev.is_some_and(|p| t > p) {
+                        newest_first = false;
+                    }
+                    prev = Some(t);
+                    page_oldest = Some(page_oldest.map_or(t, |o: DateTime<Utc>| o.min(t)));
+                }
+                let matched = match log.request_id.as_deref().and_then(|r| work.by_request.remove(r)) {
+                    Some(a) => Some(a),
+                    None => match log.id.and_then(|id| work.by_log_id.remove(&id)) {
+                        Some(a) => Some(a),
+                        None => self.link_uncertain(&mut work, log, skew, report).await?,
+                    },
+                };
+                if let Some(a) = matched {
+                    self.apply_log(a, log, campaigns, &mut finals).await?;
+                }
+            }
+            let empty = logs.logs.is_empty();
+            let exhausted = logs.total_records.is_some_and(|t| u64::from(page) * u64::from(cfg.page_size) >= t);
+            let past_oldest = newest_first && page_oldest.is_some_and(|t| t < work.oldest - skew);
+            if empty || exhausted || past_oldest {
+                covered = true;
+                break;
+            }
+            if work.by_request.is_empty() && work.uncertain.is_empty() && work.by_log_id.is_empty() {
+                break;
+            }
+            if page >= cfg.max_pages_per_poll {
+                tracing::debug!(agent, page, "page limit reached before every outstanding call was found");
+                break;
+            }
+            page += 1;
+        }
+        report.finalised += finals.len() as u64;
+        self.store.record_outcomes(&finals).await?;
+        self.expire(&work, covered, campaigns, report).await
+    }
+
+    /// Tries to link `log` to an uncertain attempt: same number, same agent
+    /// (the query filtered it), a request id no attempt of ours carries, a call
+    /// log no attempt is linked to, and not older than the attempt.
+    async fn link_uncertain<'a>(
+        &self,
+        work: &mut AgentWork<'a>,
+        log: &CallLog,
+        skew: chrono::Duration,
+        report: &mut ReconcileReport,
+    ) -> anyhow::Result<Option<&'a Outstanding>> {
+        let Some(to) = log.to_number.as_deref() else { return Ok(None) };
+        let candidates: Vec<usize> = work
+            .uncertain
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| same_number(&a.to_number, to))
+            .filter(|(_, a)| {
+                let sent = from_db_text(&a.sent_at).unwrap_or(DateTime::<Utc>::MIN_UTC);
+                log.time_of_call.is_none_or(|t| t >= sent - skew)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let Some(&first) = candidates.first() else { return Ok(None) };
+        if let Some(rid) = log.request_id.as_deref()
+            && self.store.request_id_known(rid).await?
+        {
+            return Ok(None);
+        }
+        if let Some(id) = log.id
+            && self.store.call_log_linked(id).await?
+        {
+            return Ok(None);
+        }
+        let a = work.uncertain.remove(first);
+        if self.store.link_uncertain(a.id, log.request_id.as_deref(), log.id).await? {
+            report.linked += 1;
+            tracing::info!(attempt = a.id, request_id = ?log.request_id, call_log = ?log.id, "uncertain attempt linked to the call it placed");
+            Ok(Some(a))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Writes a log's facts: a final status ends the attempt; another one is noted.
+    async fn apply_log(
+        &self,
+        a: &Outstanding,
+        log: &CallLog,
+        campaigns: &HashMap<i64, Campaign>,
+        finals: &mut Vec<(i64, i64, FinalLog, ContactNext)>,
+    ) -> anyhow::Result<()> {
+        let Some(outcome) = log.status.outcome() else {
+            let raw = log.call_status_raw.clone().unwrap_or_default();
+            if a.provider_status.as_deref() != Some(raw.as_str()) {
+                self.store.note_provider_status(a.id, &raw, log.id).await?;
+            }
+            return Ok(());
+        };
+        let now = self.clock.now();
+        if let Some(sent) = from_db_text(&a.sent_at) {
+            let lag = (now - sent).num_milliseconds().max(0) as f64 / 1000.0;
+            metrics::histogram!("dialerd_reconcile_lag_seconds").record(lag);
+        }
+        let next = self.next_for(a, outcome, campaigns, now);
+        if let Some(c) = campaigns.get(&a.campaign_id) {
+            metrics::counter!("dialerd_outcomes_total", "campaign" => c.name.clone(), "outcome" => outcome.as_str()).increment(1);
+        }
+        finals.push((
+            a.id,
+            a.contact_id,
+            FinalLog {
+                outcome,
+                provider_status: log.call_status_raw.clone(),
+                call_log_id: log.id,
+                duration_secs: log.duration_secs,
+                transcript: log.transcript.clone(),
+                recording_url: log.recording_url.clone(),
+                cost: log.cost,
+                raw_log: Some(log.raw.to_string()),
+            },
+            next,
+        ));
+        Ok(())
+    }
+
+    fn next_for(&self, a: &Outstanding, outcome: Outcome, campaigns: &HashMap<i64, Campaign>, now: DateTime<Utc>) -> ContactNext {
+        let campaign = campaigns.get(&a.campaign_id);
+        let status = campaign.map(|c| c.status()).unwrap_or(CampaignStatus::Active);
+        let rules: Option<CampaignRules> = campaign.and_then(|c| c.rules().ok());
+        match rules {
+            Some(r) => policy::after_outcome(outcome, &r, a.contact_attempts, status, now),
+            // Unreadable rules: never redial on a guess.
+            None if outcome == Outcome::Completed => ContactNext::Final(crate::domain::ContactState::Done),
+            None => ContactNext::Final(crate::domain::ContactState::Exhausted),
+        }
+    }
+
+    /// Ends what waited too long: uncertain attempts past the grace period
+    /// (only when this round read the logs back past them), and accepted ones
+    /// with no final log past the outcome timeout.
+    async fn expire(&self, work: &AgentWork<'_>, covered: bool, campaigns: &HashMap<i64, Campaign>, report: &mut ReconcileReport) -> anyhow::Result<()> {
+        let cfg = self.config();
+        let now = self.clock.now();
+        let grace = chrono::Duration::from_std(cfg.uncertain_grace).unwrap_or_default();
+        let timeout = chrono::Duration::from_std(cfg.outcome_timeout).unwrap_or_default();
+        if covered {
+            for a in &work.uncertain {
+                let sent = from_db_text(&a.sent_at).unwrap_or(now);
+                if now - sent >= grace {
+                    let why = format!("no call log appeared within {}s", grace.num_seconds());
+                    if self.store.resolve_not_placed(a.id, a.contact_id, &why).await? {
+                        report.not_placed += 1;
+                        tracing::info!(attempt = a.id, "uncertain attempt was not placed; the contact is due again");
+                    }
+                }
+            }
+        }
+        let mut unknown = Vec::new();
+        for a in work.by_request.values().chain(work.by_log_id.values()) {
+            let since = a.accepted_at.as_deref().and_then(from_db_text).or_else(|| from_db_text(&a.sent_at)).unwrap_or(now);
+            if now - since >= timeout {
+                let log = FinalLog {
+                    outcome: Outcome::Unknown,
+                    provider_status: a.provider_status.clone(),
+                    call_log_id: a.call_log_id,
+                    duration_secs: None,
+                    transcript: None,
+                    recording_url: None,
+                    cost: None,
+                    // No log was seen: there is nothing raw to keep.
+                    raw_log: None,
+                };
+                unknown.push((a.id, a.contact_id, log, self.next_for(a, Outcome::Unknown, campaigns, now)));
+            }
+        }
+        report.timed_out += unknown.len() as u64;
+        self.store.record_outcomes(&unknown).await?;
+        Ok(())
+    }
+}
+
+/// Compares an E.164 number with the API's, ignoring formatting.
+fn same_number(ours: &str, theirs: &str) -> bool {
+    let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+    let (a, b) = (digits(ours), digits(theirs));
+    !a.is_empty() && a == b
+}

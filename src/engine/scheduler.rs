@@ -1,0 +1,89 @@
+//! The scheduler: each active campaign's cron schedule (in its own time zone)
+//! starts a sweep at every fire time. The next fire time lives in the
+//! campaign row (`next_sweep_at`), so a restart neither loses nor repeats a
+//! fire, and a fire missed while the daemon was down runs once at start-up:
+//! harmless, since a sweep only dispatches what is due.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::Engine;
+use crate::domain::CampaignStatus;
+use crate::store::Campaign;
+
+impl Engine {
+    /// One scheduler step at the clock's now: starts a sweep (as its own task)
+    /// for every active campaign whose fire time has come and that has no sweep
+    /// running, records its next fire time, and returns the campaigns started
+    /// and the earliest next fire time of all.
+    pub async fn tick(self: &Arc<Self>) -> anyhow::Result<(Vec<i64>, Option<DateTime<Utc>>)> {
+        let now = self.clock.now();
+        let mut started = Vec::new();
+        let mut earliest: Option<DateTime<Utc>> = None;
+        if self.stopping() || self.store.dispatch_paused().await?.is_some() {
+            return Ok((started, None));
+        }
+        for c in self.store.campaigns().await? {
+            if c.status() != CampaignStatus::Active {
+                continue;
+            }
+            let rules = match c.rules() {
+                Ok(r) => r,
+                Err(reason) => {
+                    self.store.set_campaign_status(c.id, CampaignStatus::Paused, Some(&reason)).await?;
+                    tracing::error!(campaign = %c.name, %reason, "campaign paused: its settings are invalid");
+                    continue;
+                }
+            };
+            let due_at = c.next_sweep_at.as_deref().and_then(crate::clock::from_db_text);
+            let next_after_now = rules.schedule.next_after(now, rules.timezone);
+            match due_at {
+                // A new campaign (or one whose schedule changed): wait for its first fire.
+                None => self.store.record_next_sweep(c.id, next_after_now).await?,
+                Some(t) if t <= now => {
+                    if self.start_sweep(c.clone()) {
+                        self.store.record_sweep(c.id, next_after_now).await?;
+                        started.push(c.id);
+                    }
+                }
+                // The schedule was changed to fire sooner than the stored time.
+                Some(t) if next_after_now.is_some_and(|n| n < t) => {
+                    self.store.record_next_sweep(c.id, next_after_now).await?;
+                }
+                Some(_) => {}
+            }
+            let next = match due_at {
+                Some(t) if t > now => Some(next_after_now.map_or(t, |n| n.min(t))),
+                _ => next_after_now,
+            };
+            earliest = match (earliest, next) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        Ok((started, earliest))
+    }
+
+    /// Spawns a sweep of `c` unless one is running; true when it started.
+    fn start_sweep(self: &Arc<Self>, c: Campaign) -> bool {
+        {
+            let mut running = self.sweeping.lock().unwrap_or_else(|p| p.into_inner());
+            if !running.insert(c.id) {
+                tracing::debug!(campaign = %c.name, "previous sweep still running; this fire is skipped");
+                return false;
+            }
+        }
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let result = engine.sweep_campaign(&c).await;
+            engine.sweeping.lock().unwrap_or_else(|p| p.into_inner()).remove(&c.id);
+            match result {
+                Ok(r) if r.dispatched > 0 || r.deferred > 0 => tracing::info!(campaign = %c.name, ?r, "sweep finished"),
+                Ok(_) => tracing::debug!(campaign = %c.name, "sweep found nothing due"),
+                Err(e) => tracing::error!(campaign = %c.name, error = %format!("{e:#}"), "sweep failed"),
+            }
+        });
+        true
+    }
+}
