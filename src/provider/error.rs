@@ -209,10 +209,10 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
 /// The server's message from a JSON error body (`error`, `error_description`,
 /// `message`, `detail`), or the body's text when it is not JSON; truncated.
 pub(crate) fn error_message(body: &[u8]) -> Option<String> {
-    if let Ok(v) = serde_json::from_slice::<Value>(body) {
-        if let Some(m) = message_from_json(&v) {
-            return Some(truncate(&m));
-        }
+    if let Ok(v) = serde_json::from_slice::<Value>(body)
+        && let Some(m) = message_from_json(&v)
+    {
+        return Some(truncate(&m));
     }
     let text = String::from_utf8_lossy(body);
     let text = text.trim();
@@ -233,7 +233,9 @@ pub(crate) fn message_from_json(v: &Value) -> Option<String> {
         (Some(e), Some(d)) => Some(format!("{e}: {d}")),
         (Some(e), None) => Some(e),
         (None, Some(d)) => Some(d),
-        (None, None) => field("message").or_else(|| field("detail")).or_else(|| field("msg")),
+        (None, None) => field("message")
+            .or_else(|| field("detail"))
+            .or_else(|| field("msg")),
     }
 }
 
@@ -271,9 +273,18 @@ mod tests {
 
     #[test]
     fn retry_after_accepts_seconds_and_http_dates() {
-        assert_eq!(parse_retry_after("120", now()), Some(Duration::from_secs(120)));
-        assert_eq!(parse_retry_after(" 2 ", now()), Some(Duration::from_secs(2)));
-        assert_eq!(parse_retry_after("1.5", now()), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            parse_retry_after("120", now()),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after(" 2 ", now()),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            parse_retry_after("1.5", now()),
+            Some(Duration::from_millis(1500))
+        );
         assert_eq!(
             parse_retry_after("Wed, 25 Nov 2026 08:01:30 GMT", now()),
             Some(Duration::from_secs(90))

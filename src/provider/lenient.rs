@@ -9,17 +9,21 @@ use serde_json::Value;
 /// `""`, fractions and anything else are `None`.
 pub(crate) fn int(v: Option<&Value>) -> Option<i64> {
     match v? {
-        Value::Number(n) => n.as_i64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
-                .map(|f| f as i64)
-        }),
+        Value::Number(n) => n.as_i64().or_else(|| integral(n.as_f64()?)),
         Value::String(s) => {
             let s = s.trim();
-            s.parse::<i64>().ok().or_else(|| int(Some(&Value::from(s.parse::<f64>().ok()?))))
+            s.parse::<i64>()
+                .ok()
+                .or_else(|| integral(s.parse::<f64>().ok()?))
         }
         _ => None,
     }
+}
+
+/// `f` as an integer when it is a whole number well inside `i64`.
+fn integral(f: f64) -> Option<i64> {
+    // 9e15 < 2^53: every whole f64 below it converts exactly.
+    (f.fract() == 0.0 && f.abs() < 9.0e15).then_some(f as i64)
 }
 
 /// A finite float from a number or a numeric string.
@@ -61,15 +65,11 @@ pub(crate) fn flag(v: Option<&Value>) -> bool {
 pub(crate) fn opaque_id(v: Option<&Value>) -> Option<String> {
     match v? {
         Value::Object(o) => opaque_id(o.get("id")),
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                (i != 0).then(|| i.to_string())
-            } else if let Some(i) = int(Some(&Value::Number(n.clone()))) {
-                (i != 0).then(|| i.to_string())
-            } else {
-                Some(n.to_string())
-            }
-        }
+        Value::Number(n) => match n.as_i64().or_else(|| integral(n.as_f64()?)) {
+            Some(0) => None,
+            Some(i) => Some(i.to_string()),
+            None => Some(n.to_string()),
+        },
         Value::String(s) => {
             let t = s.trim();
             let empty = t.is_empty()
@@ -86,7 +86,11 @@ pub(crate) fn opaque_id(v: Option<&Value>) -> Option<String> {
 /// `YYYY-MM-DD HH:MM:SS`.
 pub(crate) fn time(v: Option<&Value>) -> Option<DateTime<Utc>> {
     let s = text(v)?;
-    for fmt in ["%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M:%S%.f", "%m/%d/%Y %H:%M"] {
+    for fmt in [
+        "%m/%d/%Y %H:%M:%S",
+        "%m/%d/%Y %H:%M:%S%.f",
+        "%m/%d/%Y %H:%M",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(&s, fmt) {
             return Some(t.and_utc());
         }
@@ -140,16 +144,28 @@ mod tests {
         assert_eq!(int(Some(&json!(42.5))), None);
         assert_eq!(float(Some(&json!("0.09"))), Some(0.09));
         assert_eq!(float(Some(&json!(67))), Some(67.0));
-        assert_eq!(text(Some(&json!(16505550101_i64))), Some("16505550101".into()));
+        assert_eq!(
+            text(Some(&json!(16505550101_i64))),
+            Some("16505550101".into())
+        );
         assert!(flag(Some(&json!("true"))));
         assert!(flag(Some(&json!(1))));
     }
 
     #[test]
     fn request_ids_come_from_objects_numbers_or_strings() {
-        assert_eq!(opaque_id(Some(&json!({"id": 3170021, "type_of_request": "api"}))), Some("3170021".into()));
-        assert_eq!(opaque_id(Some(&json!({"id": false, "type_of_request": "web"}))), None);
-        assert_eq!(opaque_id(Some(&json!({"id": "abc-1"}))), Some("abc-1".into()));
+        assert_eq!(
+            opaque_id(Some(&json!({"id": 3170021, "type_of_request": "api"}))),
+            Some("3170021".into())
+        );
+        assert_eq!(
+            opaque_id(Some(&json!({"id": false, "type_of_request": "web"}))),
+            None
+        );
+        assert_eq!(
+            opaque_id(Some(&json!({"id": "abc-1"}))),
+            Some("abc-1".into())
+        );
         assert_eq!(opaque_id(Some(&json!(3170021))), Some("3170021".into()));
         assert_eq!(opaque_id(Some(&json!("3170021"))), Some("3170021".into()));
         assert_eq!(opaque_id(Some(&json!(0))), None);

@@ -107,18 +107,42 @@ mod tests {
             ("canceled", Outcome::Cancelled),
         ];
         for (raw, want) in table {
-            assert_eq!(normalise_status(Some(raw), false), CallStatus::Final(*want), "{raw}");
+            assert_eq!(
+                normalise_status(Some(raw), false),
+                CallStatus::Final(*want),
+                "{raw}"
+            );
         }
     }
 
     #[test]
     fn statuses_still_in_flight_or_unknown_are_not_final() {
         for raw in [
-            "queued", "ringing", "in-progress", "in_progress", "In Progress", "pending",
-            "Pending", "Skipped", "initiated", "", "   ", "-", "answered", "completed!",
+            "queued",
+            "ringing",
+            "in-progress",
+            "in_progress",
+            "In Progress",
+            "pending",
+            "Pending",
+            "Skipped",
+            "initiated",
+            "",
+            "   ",
+            "-",
+            "answered",
+            "completed!",
         ] {
-            assert_eq!(normalise_status(Some(raw), false), CallStatus::NotFinal, "{raw:?}");
-            assert_eq!(normalise_status(Some(raw), true), CallStatus::NotFinal, "{raw:?}");
+            assert_eq!(
+                normalise_status(Some(raw), false),
+                CallStatus::NotFinal,
+                "{raw:?}"
+            );
+            assert_eq!(
+                normalise_status(Some(raw), true),
+                CallStatus::NotFinal,
+                "{raw:?}"
+            );
         }
         assert_eq!(normalise_status(None, false), CallStatus::NotFinal);
         assert_eq!(normalise_status(None, true), CallStatus::NotFinal);
