@@ -21,8 +21,18 @@ impl Engine {
         let now = self.clock.now();
         let mut started = Vec::new();
         let mut earliest: Option<DateTime<Utc>> = None;
-        if self.stopping() || self.store.dispatch_paused().await?.is_some() {
+        if self.stopping() {
             return Ok((started, None));
+        }
+        if self.store.dispatch_paused().await?.is_some() {
+            return Ok((started, None));
+        }
+        // An operator cleared the pause (`dialerd dispatch resume`).
+        if self.auth_paused.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            tracing::info!("dispatching resumed");
+        }
+        for id in self.store.reopen_campaigns_with_work().await? {
+            tracing::info!(campaign_id = id, "completed campaign has new contacts; active again");
         }
         for c in self.store.campaigns().await? {
             if c.status() != CampaignStatus::Active {

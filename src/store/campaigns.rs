@@ -86,7 +86,7 @@ impl Campaign {
         let retry_delay_secs = u64::try_from(self.retry_delay_secs)
             .map_err(|_| col("retry_delay_secs", "must not be negative".into()))?;
         let retry_outcomes =
-            parse_outcomes(&[self.retry_outcomes.clone()]).map_err(|m| col("retry_outcomes", m))?;
+            parse_outcomes(std::slice::from_ref(&self.retry_outcomes)).map_err(|m| col("retry_outcomes", m))?;
         let mut retry_delays = Vec::new();
         if let Some(text) = self.retry_delays.as_deref().filter(|t| !t.trim().is_empty()) {
             let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)
@@ -295,6 +295,20 @@ impl Store {
              RETURNING id",
         )
         .bind(&now)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| r.try_get(0)).collect()
+    }
+
+    /// Re-opens completed campaigns that received new contacts (for example
+    /// rows another program inserted); returns their ids.
+    pub async fn reopen_campaigns_with_work(&self) -> sqlx::Result<Vec<i64>> {
+        let rows = sqlx::query(
+            "UPDATE campaigns SET status = 'active', updated_at = ? WHERE status = 'completed' \
+             AND EXISTS (SELECT 1 FROM contacts c WHERE c.campaign_id = campaigns.id \
+                         AND c.state IN ('pending', 'retry_wait')) RETURNING id",
+        )
+        .bind(self.now_text())
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|r| r.try_get(0)).collect()
