@@ -3,7 +3,10 @@
 
 mod campaigns;
 mod check;
+mod demo;
 mod dnc;
+mod export;
+mod import;
 mod run;
 mod status;
 
@@ -237,7 +240,7 @@ pub async fn execute(cli: Cli) -> Result<(), CliError> {
     crate::telemetry::init(&settings.raw.log);
     match cli.command {
         Command::CheckConfig => check::run(&settings),
-        Command::Status { json } => status::run(&open(&settings).await?, json).await,
+        Command::Status { json } => status::run(&open(&settings).await?, &settings, json).await,
         Command::Campaigns(cmd) => campaigns::run(&open(&settings).await?, cmd).await,
         Command::Dnc(cmd) => dnc::run(&open(&settings).await?, &settings, cmd).await,
         Command::Dispatch(DispatchCmd::Resume) => {
@@ -248,9 +251,9 @@ pub async fn execute(cli: Cli) -> Result<(), CliError> {
         }
         Command::Run(args) => run::run(settings, cli.config.clone(), args).await,
         Command::Simulate(args) => run::simulate(args).await,
-        Command::Import(_) | Command::Export(_) | Command::Demo(_) => {
-            Err(CliError::msg(Exit::Failure, "this command is not available yet in this build"))
-        }
+        Command::Import(args) => import::run(&settings, args).await,
+        Command::Export(args) => export::run(&open(&settings).await?, args).await,
+        Command::Demo(args) => demo::run(args).await,
     }
 }
 

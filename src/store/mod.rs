@@ -8,6 +8,7 @@ mod contacts;
 mod daemon;
 mod dnc;
 mod imports;
+mod report;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -23,6 +24,7 @@ pub use contacts::*;
 pub use daemon::*;
 pub use dnc::*;
 pub use imports::*;
+pub use report::*;
 
 use crate::clock::{SharedClock, to_db_text};
 
