@@ -114,3 +114,12 @@ fn check_config_output_redacts_the_key() {
     assert!(out.contains("[redacted]") && out.contains("rate_per_second"), "{out}");
     assert!(!format!("{s:?}").contains("sk-top-secret-42"));
 }
+
+#[test]
+fn the_shipped_config_file_documents_exactly_the_defaults() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/dialerd.toml");
+    let s = Settings::load_with_env(Some(&path), &env(&[])).unwrap();
+    let shipped = toml::to_string(&s.raw).unwrap();
+    let defaults = toml::to_string(&RawConfig::default()).unwrap();
+    assert_eq!(shipped, defaults, "config/dialerd.toml and the built-in defaults disagree");
+}
