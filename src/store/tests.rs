@@ -59,24 +59,6 @@ async fn an_unwritable_path_is_an_error_naming_it() {
     assert!(err.to_string().contains("/nonexistent-dir/x/d.db"), "{err}");
 }
 
-#[tokio::test]
-async fn another_process_reads_the_database_while_dialerd_holds_it_open() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir).await;
-    sqlx::query("INSERT INTO campaigns (name) VALUES ('shared')").execute(store.pool()).await.unwrap();
-    // Hold a write transaction open: WAL readers still see the last commit.
-    let mut tx = store.pool().begin_with("BEGIN IMMEDIATE").await.unwrap();
-    sqlx::query("INSERT INTO campaigns (name) VALUES ('uncommitted')").execute(&mut *tx).await.unwrap();
-    let out = std::process::Command::new("sqlite3")
-        .arg(dir.path().join("d.db"))
-        .arg("SELECT campaign FROM campaign_progress ORDER BY campaign_id;")
-        .output()
-        .expect("sqlite3 is installed by .ci/run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "shared");
-    tx.commit().await.unwrap();
-}
-
 async fn plan(store: &Store, sql: &str) -> String {
     let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
         .fetch_all(store.pool())
