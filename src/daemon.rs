@@ -101,6 +101,9 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let client = client_for(&settings, clock.clone())?;
     let lock = InstanceLock::acquire(&settings.database_path)?;
+    if let Some(addr) = settings.metrics_listen {
+        crate::ops::install_metrics(addr)?;
+    }
     let store = Store::open(&settings.database_path, clock.clone()).await?;
     let recovered = store.recover_sending("the daemon stopped while this request may have been in flight").await?;
     if recovered > 0 {
@@ -109,7 +112,10 @@ pub async fn run(
     if let Some(reason) = store.dispatch_paused().await? {
         tracing::error!(%reason, "DISPATCH IS PAUSED for every campaign; after fixing the key run `dialerd dispatch resume`");
     }
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    // ProcSubset=pid hides /proc/sys under the systemd unit.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .unwrap_or_default();
     store.daemon_started(std::process::id(), host.trim()).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let engine = Engine::new(store.clone(), client, clock.clone(), EngineConfig::from_settings(&settings), stop_rx.clone());

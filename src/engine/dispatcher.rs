@@ -189,12 +189,8 @@ impl Engine {
             if self.auth_paused.load(Ordering::SeqCst) {
                 return (not_sent("not sent: dispatching is paused (the API refused the key)".into()), tries);
             }
-            let limiter = self.limiter();
-            if limiter.check().is_err() {
-                metrics::counter!("dialerd_rate_limiter_waits_total").increment(1);
-            }
             tokio::select! {
-                _ = async { self.gate.wait(self.clock.as_ref()).await; limiter.until_ready().await } => {}
+                _ = async { self.gate.wait(self.clock.as_ref()).await; self.wait_for_rate().await } => {}
                 _ = shutdown.wait_for(|s| *s) => return (not_sent("not sent: the daemon is stopping".into()), tries),
             }
             tries += 1;
@@ -234,6 +230,23 @@ impl Engine {
             tokio::select! {
                 _ = self.clock.sleep(wait) => {}
                 _ = shutdown.wait_for(|s| *s) => return (not_sent(format!("not sent: the daemon is stopping (last try: {err})")), tries),
+            }
+        }
+    }
+
+    /// Takes one cell of the global rate. A waiter picks up a reloaded rate
+    /// at once instead of finishing its wait at the old one.
+    async fn wait_for_rate(&self) {
+        loop {
+            let limiter = self.limiter();
+            if limiter.check().is_ok() {
+                return;
+            }
+            metrics::counter!("dialerd_rate_limiter_waits_total").increment(1);
+            let reconfigured = self.reconfigured.notified();
+            tokio::select! {
+                _ = limiter.until_ready() => return,
+                _ = reconfigured => {}
             }
         }
     }

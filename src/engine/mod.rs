@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 
 pub use dispatcher::SweepReport;
 pub use reconciler::ReconcileReport;
@@ -92,6 +92,8 @@ pub struct Engine {
     clock: SharedClock,
     cfg: RwLock<Arc<EngineConfig>>,
     limiter: RwLock<Arc<DefaultDirectRateLimiter>>,
+    /// Woken when the tunables change, so rate waiters re-read the limiter.
+    reconfigured: Notify,
     gate: RetryGate,
     in_flight: Arc<Semaphore>,
     in_flight_size: Mutex<u32>,
@@ -128,6 +130,7 @@ impl Engine {
             client: RwLock::new(client),
             clock,
             limiter: RwLock::new(limiter),
+            reconfigured: Notify::new(),
             in_flight: Arc::new(Semaphore::new(permits as usize)),
             in_flight_size: Mutex::new(permits),
             cfg: RwLock::new(Arc::new(cfg)),
@@ -163,6 +166,7 @@ impl Engine {
         }
         *size = cfg.max_in_flight;
         *self.cfg.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(cfg);
+        self.reconfigured.notify_waiters();
     }
 
     /// The store.
