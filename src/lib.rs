@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod domain;
 pub mod engine;
 pub mod error;
+pub mod import;
 pub mod provider;
 pub mod ops;
 pub mod phone;

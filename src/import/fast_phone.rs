@@ -1,0 +1,278 @@
+//! A fast path for numbers already written in E.164 (`+447400123456`), the
+//! common case in machine-made files.
+//!
+//! `phonenumber` looks every pattern up in a global, mutex-guarded LRU cache
+//! keyed by the pattern's text, hashing patterns of up to a few kilobytes on
+//! each of the dozen matches a validation makes; that costs ~20 µs a number,
+//! far more than inserting the row. Here the same metadata patterns are
+//! compiled once per country code and matched with the same semantics as
+//! `phonenumber::is_valid` (possible lengths, then a leftmost match starting
+//! at 0; the region chosen as its `source_for` does). The fast path only ever
+//! says "valid": a number it does not accept — any other form, a national
+//! prefix the parser might strip, an invalid number — goes through
+//! [`PhoneNumber::parse`], so results and reasons are exactly the slow path's.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use phonenumber::country::Id;
+use phonenumber::metadata::{DATABASE, Descriptor, Metadata};
+use regex::{Regex, RegexBuilder};
+
+use crate::phone::{PhoneError, PhoneNumber};
+
+/// Parses `raw` to E.164 as [`PhoneNumber::parse`] does, faster when `raw`
+/// is already `+` and digits.
+pub fn parse_phone(raw: &str, region: Option<Id>) -> Result<String, PhoneError> {
+    match fast_e164(raw, region) {
+        Some(e164) => Ok(e164),
+        None => PhoneNumber::parse(raw, region).map(|p| p.as_str().to_string()),
+    }
+}
+
+struct Desc {
+    lengths: Vec<u16>,
+    re: Regex,
+}
+
+impl Desc {
+    fn is_match(&self, n: &str) -> bool {
+        (self.lengths.is_empty() || self.lengths.contains(&(n.len() as u16)))
+            && self.re.find(n).is_some_and(|m| m.start() == 0)
+    }
+}
+
+struct Region {
+    id: String,
+    general: Desc,
+    kinds: Vec<Desc>,
+    leading_digits: Option<Regex>,
+    national_prefix: Option<String>,
+    prefix_for_parsing: Option<Regex>,
+}
+
+impl Region {
+    /// `phonenumber::validator::number_type(..) != Unknown`.
+    fn valid(&self, n: &str) -> bool {
+        self.general.is_match(n) && self.kinds.iter().any(|d| d.is_match(n))
+    }
+
+    /// Whether the parser could strip a national prefix (or carrier code) from `n`.
+    fn may_strip(&self, n: &str) -> bool {
+        self.national_prefix
+            .as_deref()
+            .is_some_and(|p| n.starts_with(p))
+            || self
+                .prefix_for_parsing
+                .as_ref()
+                .is_some_and(|re| re.find(n).is_some_and(|m| m.start() == 0))
+    }
+}
+
+struct CodeInfo {
+    /// The regions of the code, in the database's order; for a
+    /// non-geographic code ("001"), its metadata in `by_code` order.
+    regions: Vec<Region>,
+    /// One region (or a non-geographic code): it alone decides.
+    single: bool,
+}
+
+fn regex(src: &str) -> Option<Regex> {
+    RegexBuilder::new(src).ignore_whitespace(true).build().ok()
+}
+
+fn desc(d: &Descriptor) -> Option<Desc> {
+    Some(Desc {
+        lengths: d.possible_length().to_vec(),
+        re: regex(d.national_number().as_str())?,
+    })
+}
+
+fn region(meta: &Metadata) -> Option<Region> {
+    let d = meta.descriptors();
+    let kinds = [
+        d.premium_rate(),
+        d.toll_free(),
+        d.shared_cost(),
+        d.voip(),
+        d.personal_number(),
+        d.pager(),
+        d.uan(),
+        d.voicemail(),
+        d.fixed_line(),
+        d.mobile(),
+    ];
+    Some(Region {
+        id: meta.id().to_string(),
+        general: desc(d.general())?,
+        kinds: kinds
+            .into_iter()
+            .flatten()
+            .map(desc)
+            .collect::<Option<Vec<_>>>()?,
+        leading_digits: match meta.leading_digits() {
+            Some(re) => Some(regex(re.as_str())?),
+            None => None,
+        },
+        national_prefix: meta.national_prefix().map(str::to_string),
+        prefix_for_parsing: match meta.national_prefix_for_parsing() {
+            Some(re) => Some(regex(re.as_str())?),
+            None => None,
+        },
+    })
+}
+
+fn build(code: u16) -> Option<CodeInfo> {
+    let ids = DATABASE.region(&code)?;
+    if ids.len() == 1 && ids[0] == "001" {
+        let metas = DATABASE.by_code(&code)?;
+        let regions = metas.into_iter().map(region).collect::<Option<Vec<_>>>()?;
+        return Some(CodeInfo {
+            regions,
+            single: true,
+        });
+    }
+    let mut regions = Vec::with_capacity(ids.len());
+    for id in &ids {
+        // The parser turns the id into a country::Id; one it cannot is never valid.
+        id.parse::<Id>().ok()?;
+        regions.push(region(DATABASE.by_id(*id)?)?);
+    }
+    Some(CodeInfo {
+        single: regions.len() == 1,
+        regions,
+    })
+}
+
+fn code_info(code: u16) -> Option<Arc<CodeInfo>> {
+    static CACHE: OnceLock<Mutex<HashMap<u16, Option<Arc<CodeInfo>>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
+    map.entry(code)
+        .or_insert_with(|| build(code).map(Arc::new))
+        .clone()
+}
+
+/// `phonenumber::is_valid` for country code `info` and national number `n`.
+fn is_valid(info: &CodeInfo, n: &str) -> bool {
+    if info.single {
+        return info.regions.first().is_some_and(|r| r.valid(n));
+    }
+    for r in &info.regions {
+        match &r.leading_digits {
+            Some(ld) => {
+                if ld.find(n).is_some_and(|m| m.start() == 0) {
+                    return r.valid(n);
+                }
+            }
+            None => {
+                if r.valid(n) {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+/// The E.164 form of `raw` when it is `+` and 7 to 15 digits (after the
+/// apostrophe or `=` a spreadsheet may put first) and certainly valid.
+fn fast_e164(raw: &str, region: Option<Id>) -> Option<String> {
+    let text = raw.trim().trim_start_matches(['\'', '=']).trim();
+    let digits = text.strip_prefix('+')?;
+    if !(7..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Country codes are prefix-free: at most one of 1 to 3 digits is assigned.
+    let (code, info) = (1..=3).find_map(|len| {
+        let code: u16 = digits[..len].parse().ok()?;
+        DATABASE.region(&code)?;
+        Some((len, code_info(code)?))
+    })?;
+    let national = &digits[code..];
+    if info.regions.iter().any(|r| r.may_strip(national)) {
+        return None;
+    }
+    if let Some(id) = region {
+        let meta = DATABASE.by_id(id.as_ref())?;
+        let home = code_info(meta.country_code())?;
+        let r = home.regions.iter().find(|r| r.id == meta.id())?;
+        if r.may_strip(national) {
+            return None;
+        }
+    }
+    is_valid(&info, national).then(|| text.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every example number of every region, and variants of it, gives the
+    /// slow path's answer whenever the fast path answers at all.
+    #[test]
+    fn the_fast_path_agrees_with_the_parser_on_every_metadata_example() {
+        let mut fast_hits = 0;
+        let mut checked = 0;
+        for meta in DATABASE.iter() {
+            let d = meta.descriptors();
+            let all = [
+                Some(d.general()),
+                d.fixed_line(),
+                d.mobile(),
+                d.toll_free(),
+                d.premium_rate(),
+                d.shared_cost(),
+                d.personal_number(),
+                d.voip(),
+                d.pager(),
+                d.uan(),
+                d.voicemail(),
+            ];
+            for ex in all.into_iter().flatten().filter_map(|d| d.example()) {
+                let cc = meta.country_code();
+                let mut variants = vec![ex.to_string(), format!("{ex}0"), format!("{ex}9")];
+                if ex.len() > 1 {
+                    variants.push(ex[..ex.len() - 1].to_string());
+                    let last = (ex.as_bytes()[ex.len() - 1] - b'0' + 1) % 10;
+                    variants.push(format!("{}{last}", &ex[..ex.len() - 1]));
+                }
+                variants.push(format!("0{ex}"));
+                for v in variants {
+                    let raw = format!("+{cc}{v}");
+                    for region in [None, Some(Id::US), Some(Id::GB), Some(Id::IT)] {
+                        checked += 1;
+                        if let Some(fast) = fast_e164(&raw, region) {
+                            fast_hits += 1;
+                            let slow =
+                                PhoneNumber::parse(&raw, region).map(|p| p.as_str().to_string());
+                            assert_eq!(Ok(fast), slow, "{raw} region {region:?}");
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            fast_hits > checked / 10,
+            "the fast path must serve most E.164 numbers ({fast_hits}/{checked})"
+        );
+    }
+
+    #[test]
+    fn other_forms_and_invalid_numbers_take_the_slow_path_with_its_reasons() {
+        assert_eq!(fast_e164("+44 7400 123456", None), None);
+        assert_eq!(fast_e164("+1 123", None), None);
+        assert_eq!(
+            fast_e164("=+14155552671", None).as_deref(),
+            Some("+14155552671")
+        );
+        assert_eq!(
+            parse_phone("(415) 555-2671", Some(Id::US)).as_deref(),
+            Ok("+14155552671")
+        );
+        assert!(matches!(
+            parse_phone("+11234567890", None),
+            Err(PhoneError::Invalid(_) | PhoneError::Unparseable(_))
+        ));
+    }
+}

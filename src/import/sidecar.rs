@@ -1,0 +1,84 @@
+//! The inbox's optional sidecar, `NAME.toml` beside `NAME.csv`: the campaign
+//! name and settings for a campaign the file creates. Unknown keys are an
+//! error, so a typo never silently falls back to a default.
+//!
+//! ```toml
+//! campaign = "spring-renewals"   # default: the file's stem
+//! agent_id = 42
+//! window = "10:00-18:00"
+//! region = "GB"
+//! ```
+
+use super::overrides::CampaignOverrides;
+
+/// A parsed sidecar.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sidecar {
+    /// The campaign name, when set.
+    pub campaign: Option<String>,
+    /// Settings for a new campaign.
+    pub overrides: CampaignOverrides,
+}
+
+/// Parses a sidecar's text; the error names the key.
+pub fn parse(text: &str) -> Result<Sidecar, String> {
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| format!("not valid TOML: {}", e.message()))?;
+    let mut out = Sidecar::default();
+    for (key, value) in &table {
+        let text = match value {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(n) => n.to_string(),
+            other => {
+                return Err(format!(
+                    "key {key}: expected a string or a whole number, found a {}",
+                    other.type_str()
+                ));
+            }
+        };
+        if key == "campaign" {
+            if text.trim().is_empty() {
+                return Err("key campaign: the campaign name must not be empty".into());
+            }
+            out.campaign = Some(text.trim().to_string());
+        } else {
+            out.overrides
+                .set(key, &text)
+                .map_err(|m| format!("key {key}: {m}"))?;
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sidecar_names_the_campaign_and_sets_its_window() {
+        let s = parse("campaign = \"spring\"\nwindow = \"10:00-18:00\"\nagent_id = 7\n").unwrap();
+        assert_eq!(s.campaign.as_deref(), Some("spring"));
+        assert_eq!(s.overrides.agent_id, Some(7));
+        assert_eq!(
+            s.overrides.window.map(|w| w.to_string()).as_deref(),
+            Some("10:00-18:00")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors_naming_the_key() {
+        assert!(
+            parse("windw = \"10:00-18:00\"")
+                .unwrap_err()
+                .contains("windw")
+        );
+        assert!(
+            parse("max_attempts = 0")
+                .unwrap_err()
+                .starts_with("key max_attempts")
+        );
+        assert!(parse("window = [1]").unwrap_err().contains("key window"));
+        assert!(parse("= nonsense").unwrap_err().contains("TOML"));
+    }
+}
