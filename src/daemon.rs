@@ -127,6 +127,7 @@ pub async fn run(
     tasks.spawn(scheduler_loop(engine.clone(), clock.clone(), settings.clone(), stop_rx.clone()));
     tasks.spawn(reconciler_loop(engine.clone(), clock.clone(), settings.clone(), stop_rx.clone()));
     tasks.spawn(heartbeat_loop(engine.clone(), clock.clone(), settings.clone(), stop_rx.clone()));
+    tasks.spawn(inbox_loop(store.clone(), clock.clone(), settings.clone(), stop_rx.clone()));
     if opts.until_idle {
         tasks.spawn(idle_loop(engine.clone(), clock.clone(), stop_tx.clone(), stop_rx.clone()));
     }
@@ -239,6 +240,44 @@ async fn heartbeat_loop(engine: Arc<Engine>, clock: SharedClock, settings: Arc<s
         let every = Duration::from_secs(settings.read().unwrap_or_else(|p| p.into_inner()).raw.daemon.heartbeat_secs);
         tokio::select! {
             _ = clock.sleep(crate::ops::watchdog_interval(every)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+async fn inbox_loop(store: Store, clock: SharedClock, settings: Arc<std::sync::RwLock<Settings>>, mut stop: watch::Receiver<bool>) {
+    let (dir, settle) = {
+        let s = settings.read().unwrap_or_else(|p| p.into_inner());
+        (s.inbox_dir.clone(), secs(s.raw.inbox.settle_secs.max(0.0)))
+    };
+    let Some(dir) = dir else { return };
+    tracing::info!(dir = %dir.display(), "watching the inbox for CSV campaigns");
+    let mut watcher = crate::import::InboxWatcher::new(dir, settle);
+    loop {
+        let (defaults, every) = {
+            let s = settings.read().unwrap_or_else(|p| p.into_inner());
+            (s.campaign_defaults.clone(), secs(s.raw.inbox.poll_interval_secs))
+        };
+        match watcher.scan_once(&store, &defaults).await {
+            Ok(outcomes) => {
+                for o in outcomes {
+                    match o {
+                        crate::import::InboxOutcome::Imported { file, report, .. } => {
+                            tracing::info!(file = %file.display(), summary = %report.summary(), "inbox file imported")
+                        }
+                        crate::import::InboxOutcome::Failed { file, error, .. } => {
+                            tracing::error!(file = %file.display(), %error, "inbox file refused; moved to failed/")
+                        }
+                        crate::import::InboxOutcome::Deferred { file, error } => {
+                            tracing::warn!(file = %file.display(), %error, "inbox file left for the next scan")
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot scan the inbox"),
+        }
+        tokio::select! {
+            _ = clock.sleep(every) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
     }

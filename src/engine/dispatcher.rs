@@ -298,21 +298,11 @@ impl Engine {
             }
             let results: Vec<_> = rows
                 .iter()
-                .map(|r| (r.id, validate_direct(&r.phone_number, r.timezone.as_deref(), region)))
+                .map(|r| (r.id, crate::import::validate_direct(&r.phone_number, r.timezone.as_deref(), region)))
                 .collect();
             self.store.store_validations(&results).await?;
         }
     }
-}
-
-/// Validates a directly inserted contact: its number into E.164, its zone.
-fn validate_direct(raw: &str, tz: Option<&str>, region: Option<phonenumber::country::Id>) -> Result<String, String> {
-    if let Some(tz) = tz.filter(|t| !t.trim().is_empty()) {
-        crate::calendar::parse_tz(tz)?;
-    }
-    crate::phone::PhoneNumber::parse(raw, region)
-        .map(|p| p.as_str().to_string())
-        .map_err(|e| e.to_string())
 }
 
 /// The contact's context as a JSON object (a non-object is wrapped, never dropped).

@@ -62,6 +62,10 @@ impl PhoneNumber {
         } else {
             text
         };
+        // A number with its country code is read without the default region:
+        // phonenumber would otherwise strip that region's national prefix
+        // ("1" for US) from the national number (+33 1 42... became invalid).
+        let region = if text.starts_with('+') { None } else { region };
         let parsed = phonenumber::parse(region, text)
             .map_err(|_| PhoneError::Unparseable(raw.trim().to_string()))?;
         if !parsed.is_valid() {
@@ -121,6 +125,13 @@ mod tests {
         assert!(matches!(PhoneNumber::parse("call me", Some(Id::US)), Err(PhoneError::Unparseable(_))));
         assert!(matches!(PhoneNumber::parse("+1 123", None), Err(PhoneError::Invalid(_)) | Err(PhoneError::Unparseable(_))));
         assert!(PhoneNumber::parse("+999 12345678", None).is_err());
+    }
+
+    #[test]
+    fn an_international_number_ignores_the_default_region() {
+        // The US national prefix "1" must not be stripped from a French number.
+        let fr = PhoneNumber::parse("+33 1 42 68 53 00", Some(Id::US)).unwrap();
+        assert_eq!(fr.as_str(), "+33142685300");
     }
 
     #[test]
