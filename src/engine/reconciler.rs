@@ -198,14 +198,21 @@ impl Engine {
         campaigns: &HashMap<i64, Campaign>,
         finals: &mut Vec<(i64, i64, FinalLog, ContactNext)>,
     ) -> anyhow::Result<()> {
+        let now = self.clock.now();
         let Some(outcome) = log.status.outcome() else {
             let raw = log.call_status_raw.clone().unwrap_or_default();
-            if a.provider_status.as_deref() != Some(raw.as_str()) {
+            if self.timed_out(a, now) {
+                // Seen, but never final (stuck queued or ringing): unknown.
+                let mut unknown = self.unknown_final(a, campaigns, now);
+                unknown.2.provider_status = log.call_status_raw.clone();
+                unknown.2.call_log_id = log.id;
+                unknown.2.raw_log = Some(log.raw.to_string());
+                finals.push(unknown);
+            } else if a.provider_status.as_deref() != Some(raw.as_str()) {
                 self.store.note_provider_status(a.id, &raw, log.id).await?;
             }
             return Ok(());
         };
-        let now = self.clock.now();
         if let Some(sent) = from_db_text(&a.sent_at) {
             let lag = (now - sent).num_milliseconds().max(0) as f64 / 1000.0;
             metrics::histogram!("dialerd_reconcile_lag_seconds").record(lag);
@@ -251,7 +258,6 @@ impl Engine {
         let cfg = self.config();
         let now = self.clock.now();
         let grace = chrono::Duration::from_std(cfg.uncertain_grace).unwrap_or_default();
-        let timeout = chrono::Duration::from_std(cfg.outcome_timeout).unwrap_or_default();
         if covered {
             for a in &work.uncertain {
                 let sent = from_db_text(&a.sent_at).unwrap_or(now);
@@ -264,27 +270,40 @@ impl Engine {
                 }
             }
         }
-        let mut unknown = Vec::new();
-        for a in work.by_request.values().chain(work.by_log_id.values()) {
-            let since = a.accepted_at.as_deref().and_then(from_db_text).or_else(|| from_db_text(&a.sent_at)).unwrap_or(now);
-            if now - since >= timeout {
-                let log = FinalLog {
-                    outcome: Outcome::Unknown,
-                    provider_status: a.provider_status.clone(),
-                    call_log_id: a.call_log_id,
-                    duration_secs: None,
-                    transcript: None,
-                    recording_url: None,
-                    cost: None,
-                    // No log was seen: there is nothing raw to keep.
-                    raw_log: None,
-                };
-                unknown.push((a.id, a.contact_id, log, self.next_for(a, Outcome::Unknown, campaigns, now)));
-            }
-        }
+        let unknown: Vec<_> = work
+            .by_request
+            .values()
+            .chain(work.by_log_id.values())
+            .filter(|a| self.timed_out(a, now))
+            .map(|a| self.unknown_final(a, campaigns, now))
+            .collect();
         report.timed_out += unknown.len() as u64;
         self.store.record_outcomes(&unknown).await?;
         Ok(())
+    }
+}
+
+impl Engine {
+    /// Whether an accepted attempt has waited past `reconcile.outcome_timeout_secs`.
+    fn timed_out(&self, a: &Outstanding, now: DateTime<Utc>) -> bool {
+        let timeout = chrono::Duration::from_std(self.config().outcome_timeout).unwrap_or_default();
+        let since = a.accepted_at.as_deref().and_then(from_db_text).or_else(|| from_db_text(&a.sent_at)).unwrap_or(now);
+        now - since >= timeout
+    }
+
+    /// Outcome `unknown` for an attempt whose call never showed a final log.
+    fn unknown_final(&self, a: &Outstanding, campaigns: &HashMap<i64, Campaign>, now: DateTime<Utc>) -> (i64, i64, FinalLog, ContactNext) {
+        let log = FinalLog {
+            outcome: Outcome::Unknown,
+            provider_status: a.provider_status.clone(),
+            call_log_id: a.call_log_id,
+            duration_secs: None,
+            transcript: None,
+            recording_url: None,
+            cost: None,
+            raw_log: None,
+        };
+        (a.id, a.contact_id, log, self.next_for(a, Outcome::Unknown, campaigns, now))
     }
 }
 

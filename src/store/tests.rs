@@ -100,3 +100,26 @@ async fn states_outside_the_contract_are_refused_by_the_database() {
         .await;
     assert!(bad.is_err(), "foreign keys are enforced");
 }
+
+#[tokio::test]
+async fn due_times_written_in_other_formats_are_made_canonical_or_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    sqlx::query("INSERT INTO campaigns (name) VALUES ('c')").execute(store.pool()).await.unwrap();
+    sqlx::query(
+        "INSERT INTO contacts (campaign_id, phone_number, next_attempt_at) VALUES \
+         (1, '+14155552671', '2026-07-01 20:00:00'), (1, '+14155552672', '2026-07-01T22:00:00+02:00'), \
+         (1, '+14155552673', 'tomorrow')",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let rows: Vec<(Option<String>, String)> =
+        sqlx::query_as("SELECT next_attempt_at, state FROM contacts ORDER BY id").fetch_all(store.pool()).await.unwrap();
+    assert_eq!(rows[0], (Some("2026-07-01T20:00:00Z".into()), "pending".into()));
+    assert_eq!(rows[1], (Some("2026-07-01T20:00:00Z".into()), "pending".into()));
+    assert_eq!(rows[2].1, "invalid", "text that is not a time is refused, never read as due now");
+    sqlx::query("UPDATE contacts SET next_attempt_at = '2026-08-01 09:30:00' WHERE id = 1").execute(store.pool()).await.unwrap();
+    let t: String = sqlx::query_scalar("SELECT next_attempt_at FROM contacts WHERE id = 1").fetch_one(store.pool()).await.unwrap();
+    assert_eq!(t, "2026-08-01T09:30:00Z");
+}

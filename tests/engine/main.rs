@@ -1,0 +1,10 @@
+//! The dispatch engine against the simulator on loopback: the never-dial-twice
+//! rule under every fault the simulator can inject, the calling policy, the
+//! clock-governed behaviour (windows, cron, retry delays, timeouts), and a
+//! property test that crashes the engine at arbitrary points.
+
+mod clock;
+mod faults;
+mod helpers;
+mod policy;
+mod property;
