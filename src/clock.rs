@@ -21,8 +21,7 @@ pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
 
     /// Waits for `dur` of this clock's time.
     fn sleep(&self, dur: Duration) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        let deadline = self.now() + chrono::Duration::from_std(dur).unwrap_or(chrono::TimeDelta::MAX);
-        self.sleep_until(deadline)
+        self.sleep_until(plus(self.now(), dur))
     }
 }
 
@@ -112,6 +111,19 @@ impl Clock for ManualClock {
     }
 }
 
+/// `t + d`, saturating at the end of representable time instead of panicking.
+pub fn plus(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// `t - d`, saturating at the start of representable time instead of panicking.
+pub fn minus(t: DateTime<Utc>, d: chrono::Duration) -> DateTime<Utc> {
+    t.checked_sub_signed(d).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
 /// Formats a time the way the database stores it: ISO-8601 UTC to the second,
 /// `2026-11-25T08:00:00Z`. One fixed width, so ordering by text is ordering by time.
 pub fn to_db_text(t: DateTime<Utc>) -> String {
@@ -147,6 +159,13 @@ mod tests {
         assert!(!task.is_finished());
         clock.advance(Duration::from_secs(1800));
         tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+    }
+
+    #[test]
+    fn time_arithmetic_saturates_instead_of_panicking() {
+        let t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        assert_eq!(plus(t, Duration::from_secs(u64::MAX)), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(minus(DateTime::<Utc>::MIN_UTC, chrono::Duration::seconds(900)), DateTime::<Utc>::MIN_UTC);
     }
 
     #[test]

@@ -201,11 +201,11 @@ async fn scheduler_loop(engine: Arc<Engine>, clock: SharedClock, settings: Arc<s
     loop {
         let refresh = secs(settings.read().unwrap_or_else(|p| p.into_inner()).raw.daemon.campaign_refresh_secs);
         let wake = match engine.tick().await {
-            Ok((_, Some(next))) => next.min(clock.now() + chrono::Duration::from_std(refresh).unwrap_or_default()),
-            Ok((_, None)) => clock.now() + chrono::Duration::from_std(refresh).unwrap_or_default(),
+            Ok((_, Some(next))) => next.min(crate::clock::plus(clock.now(), refresh)),
+            Ok((_, None)) => crate::clock::plus(clock.now(), refresh),
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "scheduler step failed");
-                clock.now() + chrono::Duration::from_std(refresh).unwrap_or_default()
+                crate::clock::plus(clock.now(), refresh)
             }
         };
         tokio::select! {

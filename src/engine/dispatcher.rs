@@ -38,6 +38,11 @@ pub struct SweepReport {
 /// or a malformed context rejects every contact, and must not burn the list.
 const REJECTIONS_BEFORE_PAUSE: u32 = 5;
 
+/// The longest Retry-After honoured; a larger (or absurd) value is cut to it.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+use crate::clock::plus as after;
+
 impl Engine {
     /// Sweeps campaign `c`: dispatches every contact that is due now, until
     /// none is left, the campaign is paused, or shutdown. Returns once every
@@ -190,7 +195,7 @@ impl Engine {
                 return (not_sent("not sent: dispatching is paused (the API refused the key)".into()), tries);
             }
             tokio::select! {
-                _ = async { self.gate.wait(self.clock.as_ref()).await; self.wait_for_rate().await } => {}
+                _ = self.wait_for_turn() => {}
                 _ = shutdown.wait_for(|s| *s) => return (not_sent("not sent: the daemon is stopping".into()), tries),
             }
             tries += 1;
@@ -217,19 +222,40 @@ impl Engine {
                 ErrorKind::Retryable | ErrorKind::RateLimited => {}
             }
             let now = self.clock.now();
-            if let Some(ra) = err.retry_after() {
-                self.gate.hold_until(now + chrono::Duration::from_std(ra).unwrap_or(chrono::TimeDelta::MAX));
+            // A Retry-After is honoured for every worker, up to a day.
+            let retry_after = err.retry_after().map(|ra| ra.min(MAX_RETRY_AFTER));
+            if let Some(ra) = retry_after {
+                self.gate.hold_until(after(now, ra));
+            }
+            if let Some(ra) = retry_after.filter(|ra| *ra > cfg.retry_max_delay) {
+                // Longer than this attempt may wait: hand the contact back, due
+                // when the server allows, rather than hold a slot that long.
+                tracing::warn!(error = %err, ?ra, "the API asked to wait longer than dispatch.retry_max_delay_secs; not sent");
+                return (SendResult::NotSent { error: format!("not sent: {err}"), retry_at: after(now, ra) }, tries);
             }
             let Some(backoff) = delays.next() else {
                 tracing::warn!(error = %err, tries, "dispatch not sent after every safe retry");
-                let retry_at = now + chrono::Duration::from_std(cfg.retry_max_delay).unwrap_or_default();
+                let retry_at = after(now, cfg.retry_max_delay);
                 return (SendResult::NotSent { error: format!("not sent after {tries} tries: {err}"), retry_at }, tries);
             };
-            let wait = backoff.max(err.retry_after().unwrap_or(Duration::ZERO));
+            let wait = backoff.max(retry_after.unwrap_or(Duration::ZERO));
             tracing::debug!(error = %err, ?wait, tries, "safe to retry; waiting");
             tokio::select! {
                 _ = self.clock.sleep(wait) => {}
                 _ = shutdown.wait_for(|s| *s) => return (not_sent(format!("not sent: the daemon is stopping (last try: {err})")), tries),
+            }
+        }
+    }
+
+    /// Waits until the Retry-After gate is open and a cell of the rate is
+    /// taken. A 429 that arrives while this request waits for the rate closes
+    /// the gate again, so the gate is checked once more after the rate.
+    async fn wait_for_turn(&self) {
+        loop {
+            self.gate.wait(self.clock.as_ref()).await;
+            self.wait_for_rate().await;
+            if self.gate.closed_until(self.clock.now()).is_none() {
+                return;
             }
         }
     }

@@ -100,6 +100,8 @@ pub struct Engine {
     sweeping: Mutex<HashSet<i64>>,
     /// Set after a 401/403 until the pause is cleared in the database.
     auth_paused: AtomicBool,
+    /// Scans for uncertain attempts in progress, per agent.
+    scans: Mutex<HashMap<i64, reconciler::DeepScan>>,
     /// Consecutive rejections per campaign (a bad agent id rejects everything).
     rejections: Mutex<HashMap<i64, u32>>,
     writer: writer::ResultWriter,
@@ -137,6 +139,7 @@ impl Engine {
             gate: RetryGate::default(),
             sweeping: Mutex::new(HashSet::new()),
             auth_paused: AtomicBool::new(false),
+            scans: Mutex::new(HashMap::new()),
             rejections: Mutex::new(HashMap::new()),
             shutdown,
         })

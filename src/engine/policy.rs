@@ -62,8 +62,7 @@ pub fn after_outcome(
     }
     match rules.retry_delay(outcome) {
         Some(delay) if attempts < i64::from(rules.max_attempts) => {
-            let delay = chrono::Duration::seconds(i64::try_from(delay).unwrap_or(i64::MAX / 1000));
-            ContactNext::RetryAt(now + delay)
+            ContactNext::RetryAt(crate::clock::plus(now, std::time::Duration::from_secs(delay)))
         }
         // Not retried (an unknown outcome may have reached the person) or no attempts left.
         _ => ContactNext::Final(ContactState::Exhausted),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::{Engine, policy};
-use crate::clock::from_db_text;
+use crate::clock::{from_db_text, minus};
 use crate::domain::{CampaignStatus, Outcome};
 use crate::provider::{CallLog, LogQuery};
 use crate::store::{Campaign, CampaignRules, ContactNext, FinalLog, Outstanding};
@@ -40,7 +40,29 @@ struct AgentWork<'a> {
     uncertain: Vec<&'a Outstanding>,
     /// Accepted attempts not matched by request id (linked from an uncertain state).
     by_log_id: HashMap<i64, &'a Outstanding>,
-    oldest: DateTime<Utc>,
+    /// When the oldest accepted attempt was sent.
+    accepted_oldest: Option<DateTime<Utc>>,
+}
+
+/// What one page of logs showed.
+struct PageFacts {
+    /// Its logs were in newest-first order.
+    newest_first: bool,
+    /// Its oldest `time_of_call`.
+    oldest: Option<DateTime<Utc>>,
+    /// No page comes after it.
+    last: bool,
+}
+
+/// A scan for uncertain attempts that goes on across rounds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DeepScan {
+    /// When it read page 1.
+    started_at: DateTime<Utc>,
+    /// The next page to read.
+    next_page: u32,
+    /// Every page so far was newest first.
+    newest_first: bool,
 }
 
 impl Engine {
@@ -80,11 +102,13 @@ impl Engine {
             by_request: HashMap::new(),
             uncertain: Vec::new(),
             by_log_id: HashMap::new(),
-            oldest: DateTime::<Utc>::MAX_UTC,
+            accepted_oldest: None,
         };
         for a in mine {
-            let sent = from_db_text(&a.sent_at).unwrap_or(DateTime::<Utc>::MIN_UTC);
-            work.oldest = work.oldest.min(sent);
+            if a.state != "uncertain" {
+                let sent = from_db_text(&a.sent_at).unwrap_or(DateTime::<Utc>::MIN_UTC);
+                work.accepted_oldest = Some(work.accepted_oldest.map_or(sent, |o| o.min(sent)));
+            }
             match (a.state.as_str(), a.request_id.as_deref(), a.call_log_id) {
                 ("uncertain", _, _) => work.uncertain.push(a),
                 (_, Some(rid), _) => {
@@ -96,55 +120,137 @@ impl Engine {
                 _ => {}
             }
         }
+        let round_start = self.clock.now();
         let mut finals = Vec::new();
-        let mut covered = false;
-        let mut newest_first = true;
+        // Head scan: from the newest page until every accepted call is found.
+        // Uncertain attempts are linked on the way when their call shows up.
         let mut page = 1u32;
+        let mut newest_first = true;
+        let accepted_oldest = work.accepted_oldest;
         loop {
-            let q = LogQuery { page, page_size: cfg.page_size, agent_id: Some(agent), call_status: None };
-            let logs = self.client().list_logs(&q).await?;
-            report.list_requests += 1;
-            metrics::counter!("dialerd_reconcile_list_requests_total").increment(1);
-            let mut prev: Option<DateTime<Utc>> = None;
-            let mut page_oldest: Option<DateTime<Utc>> = None;
-            for log in &logs.logs {
-                if let Some(t) = log.time_of_call {
-                    if prev.is_some_and(|p| t > p) {
-                        newest_first = false;
-                    }
-                    prev = Some(t);
-                    page_oldest = Some(page_oldest.map_or(t, |o: DateTime<Utc>| o.min(t)));
-                }
-                let matched = match log.request_id.as_deref().and_then(|r| work.by_request.remove(r)) {
-                    Some(a) => Some(a),
-                    None => match log.id.and_then(|id| work.by_log_id.remove(&id)) {
-                        Some(a) => Some(a),
-                        None => self.link_uncertain(&mut work, log, skew, report).await?,
-                    },
-                };
-                if let Some(a) = matched {
-                    self.apply_log(a, log, campaigns, &mut finals).await?;
-                }
-            }
-            let empty = logs.logs.is_empty();
-            let exhausted = logs.total_records.is_some_and(|t| u64::from(page) * u64::from(cfg.page_size) >= t);
-            let past_oldest = newest_first && page_oldest.is_some_and(|t| t < work.oldest - skew);
-            if empty || exhausted || past_oldest {
-                covered = true;
-                break;
-            }
-            if work.by_request.is_empty() && work.uncertain.is_empty() && work.by_log_id.is_empty() {
+            let facts = self.read_page(agent, page, &mut work, campaigns, &mut finals, skew, report).await?;
+            newest_first &= facts.newest_first;
+            let past = newest_first && facts.oldest.is_some_and(|t| accepted_oldest.is_none_or(|o| t < minus(o, skew)));
+            if facts.last || past || (work.by_request.is_empty() && work.by_log_id.is_empty()) {
                 break;
             }
             if page >= cfg.max_pages_per_poll {
-                tracing::debug!(agent, page, "page limit reached before every outstanding call was found");
+                tracing::debug!(agent, page, "page limit reached before every accepted call was found");
                 break;
             }
             page += 1;
         }
         report.finalised += finals.len() as u64;
         self.store.record_outcomes(&finals).await?;
-        self.expire(&work, covered, campaigns, report).await
+        finals.clear();
+        self.expire_accepted(&work, campaigns, report).await?;
+        let head = DeepScan { started_at: round_start, next_page: page + 1, newest_first };
+        self.deep_scan(agent, head, &mut work, campaigns, skew, report).await
+    }
+
+    /// Reads one page of `agent`'s logs and applies every log that belongs to
+    /// an outstanding attempt.
+    #[allow(clippy::too_many_arguments)]
+    async fn read_page<'a>(
+        &self,
+        agent: i64,
+        page: u32,
+        work: &mut AgentWork<'a>,
+        campaigns: &HashMap<i64, Campaign>,
+        finals: &mut Vec<(i64, i64, FinalLog, ContactNext)>,
+        skew: chrono::Duration,
+        report: &mut ReconcileReport,
+    ) -> anyhow::Result<PageFacts> {
+        let page_size = self.config().page_size;
+        let q = LogQuery { page, page_size, agent_id: Some(agent), call_status: None };
+        let logs = self.client().list_logs(&q).await?;
+        report.list_requests += 1;
+        metrics::counter!("dialerd_reconcile_list_requests_total").increment(1);
+        let mut facts = PageFacts { newest_first: true, oldest: None, last: logs.logs.is_empty() };
+        if logs.total_records.is_some_and(|t| u64::from(page) * u64::from(page_size) >= t) {
+            facts.last = true;
+        }
+        let mut prev: Option<DateTime<Utc>> = None;
+        for log in &logs.logs {
+            if let Some(t) = log.time_of_call {
+                if prev.is_some_and(|p| t > p) {
+                    facts.newest_first = false;
+                }
+                prev = Some(t);
+                facts.oldest = Some(facts.oldest.map_or(t, |o: DateTime<Utc>| o.min(t)));
+            }
+            let matched = match log.request_id.as_deref().and_then(|r| work.by_request.remove(r)) {
+                Some(a) => Some(a),
+                None => match log.id.and_then(|id| work.by_log_id.remove(&id)) {
+                    Some(a) => Some(a),
+                    None => self.link_uncertain(work, log, skew, report).await?,
+                },
+            };
+            if let Some(a) = matched {
+                self.apply_log(a, log, campaigns, finals).await?;
+            }
+        }
+        Ok(facts)
+    }
+
+    /// Resolves uncertain attempts past their grace period. Their call, if it
+    /// was placed, has a log that existed when the attempt became uncertain;
+    /// a scan that started after that and read the logs back past the
+    /// attempt without finding it proves it was not placed. The scan may take
+    /// several rounds (`reconcile.max_pages_per_poll` pages each): its
+    /// position is kept between rounds, and since new logs only push older
+    /// ones further back, resuming never skips one.
+    async fn deep_scan<'a>(
+        &self,
+        agent: i64,
+        head: DeepScan,
+        work: &mut AgentWork<'a>,
+        campaigns: &HashMap<i64, Campaign>,
+        skew: chrono::Duration,
+        report: &mut ReconcileReport,
+    ) -> anyhow::Result<()> {
+        let cfg = self.config();
+        let now = self.clock.now();
+        let grace = chrono::Duration::from_std(cfg.uncertain_grace).unwrap_or_default();
+        let expired = |a: &Outstanding| now - from_db_text(&a.sent_at).unwrap_or(now) >= grace;
+        let Some(oldest) = work.uncertain.iter().filter(|a| expired(a)).filter_map(|a| from_db_text(&a.sent_at)).min() else {
+            self.scans.lock().unwrap_or_else(|p| p.into_inner()).remove(&agent);
+            return Ok(());
+        };
+        let scan = self.scans.lock().unwrap_or_else(|p| p.into_inner()).get(&agent).copied();
+        // A new scan goes on from the head scan, which just read the first pages.
+        let mut scan = scan.unwrap_or(head);
+        let mut finals = Vec::new();
+        let mut covered = false;
+        for _ in 0..cfg.max_pages_per_poll {
+            let facts = self.read_page(agent, scan.next_page, work, campaigns, &mut finals, skew, report).await?;
+            scan.newest_first &= facts.newest_first;
+            scan.next_page += 1;
+            if facts.last || (scan.newest_first && facts.oldest.is_some_and(|t| t < minus(oldest, skew))) {
+                covered = true;
+                break;
+            }
+        }
+        report.finalised += finals.len() as u64;
+        self.store.record_outcomes(&finals).await?;
+        if !covered {
+            self.scans.lock().unwrap_or_else(|p| p.into_inner()).insert(agent, scan);
+            return Ok(());
+        }
+        self.scans.lock().unwrap_or_else(|p| p.into_inner()).remove(&agent);
+        for a in work.uncertain.iter().filter(|a| expired(a)) {
+            let since = a.uncertain_at.as_deref().and_then(from_db_text).or_else(|| from_db_text(&a.sent_at));
+            if since.is_none_or(|t| t > scan.started_at) {
+                // It became uncertain after this scan began: the next scan decides.
+                continue;
+            }
+            let why = format!("no call log appeared within {}s", grace.num_seconds());
+            if self.store.resolve_not_placed(a.id, a.contact_id, &why).await? {
+                report.not_placed += 1;
+                tracing::info!(attempt = a.id, "uncertain attempt was not placed; the contact is due again");
+            }
+        }
+        Ok(())
     }
 
     /// Tries to link `log` to an uncertain attempt: same number, same agent
@@ -165,7 +271,7 @@ impl Engine {
             .filter(|(_, a)| same_number(&a.to_number, to))
             .filter(|(_, a)| {
                 let sent = from_db_text(&a.sent_at).unwrap_or(DateTime::<Utc>::MIN_UTC);
-                log.time_of_call.is_none_or(|t| t >= sent - skew)
+                log.time_of_call.is_none_or(|t| t >= minus(sent, skew))
             })
             .map(|(i, _)| i)
             .collect();
@@ -251,25 +357,10 @@ impl Engine {
         }
     }
 
-    /// Ends what waited too long: uncertain attempts past the grace period
-    /// (only when this round read the logs back past them), and accepted ones
-    /// with no final log past the outcome timeout.
-    async fn expire(&self, work: &AgentWork<'_>, covered: bool, campaigns: &HashMap<i64, Campaign>, report: &mut ReconcileReport) -> anyhow::Result<()> {
-        let cfg = self.config();
+    /// Gives outcome `unknown` to accepted attempts whose log was not found
+    /// and that have waited past the outcome timeout.
+    async fn expire_accepted(&self, work: &AgentWork<'_>, campaigns: &HashMap<i64, Campaign>, report: &mut ReconcileReport) -> anyhow::Result<()> {
         let now = self.clock.now();
-        let grace = chrono::Duration::from_std(cfg.uncertain_grace).unwrap_or_default();
-        if covered {
-            for a in &work.uncertain {
-                let sent = from_db_text(&a.sent_at).unwrap_or(now);
-                if now - sent >= grace {
-                    let why = format!("no call log appeared within {}s", grace.num_seconds());
-                    if self.store.resolve_not_placed(a.id, a.contact_id, &why).await? {
-                        report.not_placed += 1;
-                        tracing::info!(attempt = a.id, "uncertain attempt was not placed; the contact is due again");
-                    }
-                }
-            }
-        }
         let unknown: Vec<_> = work
             .by_request
             .values()

@@ -116,9 +116,18 @@ impl Client {
         let body = self
             .send(self.request(Method::POST, "calls/dispatch").json(req))
             .await?;
-        parse_dispatch(body).map_err(|message| ProviderError::Permanent {
-            status: None,
-            message: self.scrub(message),
+        parse_dispatch(body).map_err(|(refused, message)| {
+            if refused {
+                ProviderError::Permanent {
+                    status: None,
+                    message: self.scrub(message),
+                }
+            } else {
+                // A 2xx without a request id: the call may have been placed.
+                ProviderError::Ambiguous {
+                    reason: self.scrub(format!("accepted without a request id: {message}")),
+                }
+            }
         })
     }
 

@@ -112,7 +112,7 @@ pub(crate) fn clock_text_secs(s: &str) -> Option<f64> {
         }
         total = total * 60.0 + n;
     }
-    Some(total)
+    total.is_finite().then_some(total)
 }
 
 #[cfg(test)]

@@ -150,7 +150,7 @@ fn duration(o: &Map<String, Value>) -> Option<f64> {
     lenient::float(o.get("call_duration_in_seconds"))
         .or_else(|| lenient::float(o.get("call_duration_in_minutes")).map(|m| m * 60.0))
         .or_else(|| lenient::clock_text_secs(o.get("call_duration")?.as_str()?))
-        .filter(|d| *d >= 0.0)
+        .filter(|d| d.is_finite() && *d >= 0.0)
 }
 
 /// Reads a page body `{"call_log_data": [...], "total_records": N}`. Each
@@ -190,7 +190,10 @@ pub(crate) fn parse_log_page(body: &Value) -> Result<LogPage, String> {
 
 /// Reads a dispatch answer: `Ok` with the request id, or `Err` with the
 /// server's message when it did not accept the call.
-pub(crate) fn parse_dispatch(body: Value) -> Result<Accepted, String> {
+/// `Err((refused, message))`: `refused` when the API said `success: false`
+/// (a definite rejection); otherwise the answer had no request id, and the
+/// call may have been placed all the same.
+pub(crate) fn parse_dispatch(body: Value) -> Result<Accepted, (bool, String)> {
     let refused = matches!(body.get("success"), Some(Value::Bool(false)))
         || body
             .get("success")
@@ -210,7 +213,7 @@ pub(crate) fn parse_dispatch(body: Value) -> Result<Accepted, String> {
                     "no requestId in the answer".to_string()
                 }
             });
-            Err(super::error::truncate(&why))
+            Err((refused, super::error::truncate(&why)))
         }
     }
 }

@@ -48,6 +48,8 @@ pub struct Outstanding {
     pub sent_at: String,
     pub accepted_at: Option<String>,
     pub call_log_id: Option<i64>,
+    /// When it became uncertain.
+    pub uncertain_at: Option<String>,
     /// The contact's count of placed (or possibly placed) attempts.
     pub contact_attempts: i64,
 }
@@ -100,9 +102,12 @@ impl Store {
                     .await?;
                 }
                 SendResult::Uncertain { error } => {
-                    sqlx::query("UPDATE attempts SET state = 'uncertain', error = ?, tries = ? WHERE id = ? AND state = 'sending'")
-                        .bind(error)
-                        .bind(tries)
+                    sqlx::query(
+                        "UPDATE attempts SET state = 'uncertain', uncertain_at = ?, error = ?, tries = ? WHERE id = ? AND state = 'sending'",
+                    )
+                    .bind(&now)
+                    .bind(error)
+                    .bind(tries)
                         .bind(r.attempt_id)
                         .execute(&mut *tx)
                         .await?;
@@ -139,7 +144,8 @@ impl Store {
     pub async fn recover_sending(&self, why: &str) -> sqlx::Result<u64> {
         let now = self.now_text();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let n = sqlx::query("UPDATE attempts SET state = 'uncertain', error = ? WHERE state = 'sending'")
+        let n = sqlx::query("UPDATE attempts SET state = 'uncertain', uncertain_at = ?, error = ? WHERE state = 'sending'")
+            .bind(&now)
             .bind(why)
             .execute(&mut *tx)
             .await?
@@ -155,7 +161,7 @@ impl Store {
     pub async fn outstanding_attempts(&self) -> sqlx::Result<Vec<Outstanding>> {
         sqlx::query_as(
             "SELECT a.id, a.contact_id, a.campaign_id, a.agent_id, a.to_number, a.state, a.request_id, \
-                    a.provider_status, a.sent_at, a.accepted_at, a.call_log_id, c.attempts AS contact_attempts \
+                    a.provider_status, a.sent_at, a.accepted_at, a.call_log_id, a.uncertain_at, c.attempts AS contact_attempts \
              FROM attempts a JOIN contacts c ON c.id = a.contact_id \
              WHERE a.outcome IS NULL AND a.state IN ('sending', 'accepted', 'uncertain') \
              ORDER BY a.agent_id, a.sent_at",
