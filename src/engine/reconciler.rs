@@ -126,6 +126,7 @@ impl Engine {
         // Uncertain attempts are linked on the way when their call shows up.
         let mut page = 1u32;
         let mut newest_first = true;
+        let mut hit_limit = false;
         let accepted_oldest = work.accepted_oldest;
         loop {
             let facts = self.read_page(agent, page, &mut work, campaigns, &mut finals, skew, report).await?;
@@ -136,16 +137,16 @@ impl Engine {
             }
             if page >= cfg.max_pages_per_poll {
                 tracing::debug!(agent, page, "page limit reached before every accepted call was found");
+                hit_limit = true;
                 break;
             }
             page += 1;
         }
         report.finalised += finals.len() as u64;
         self.store.record_outcomes(&finals).await?;
-        finals.clear();
-        self.expire_accepted(&work, campaigns, report).await?;
         let head = DeepScan { started_at: round_start, next_page: page + 1, newest_first };
-        self.deep_scan(agent, head, &mut work, campaigns, skew, report).await
+        self.deep_scan(agent, head, hit_limit, &mut work, campaigns, skew, report).await?;
+        self.expire_accepted(&work, campaigns, report).await
     }
 
     /// Reads one page of `agent`'s logs and applies every log that belongs to
@@ -193,7 +194,9 @@ impl Engine {
         Ok(facts)
     }
 
-    /// Resolves uncertain attempts past their grace period. Their call, if it
+    /// Reads further back than the head scan: for accepted calls it could not
+    /// reach within its page limit (`head_hit_limit`), and to resolve
+    /// uncertain attempts past their grace period. An uncertain call, if it
     /// was placed, has a log that existed when the attempt became uncertain;
     /// a scan that started after that and read the logs back past the
     /// attempt without finding it proves it was not placed. The scan may take
@@ -204,6 +207,7 @@ impl Engine {
         &self,
         agent: i64,
         head: DeepScan,
+        head_hit_limit: bool,
         work: &mut AgentWork<'a>,
         campaigns: &HashMap<i64, Campaign>,
         skew: chrono::Duration,
@@ -213,7 +217,15 @@ impl Engine {
         let now = self.clock.now();
         let grace = chrono::Duration::from_std(cfg.uncertain_grace).unwrap_or_default();
         let expired = |a: &Outstanding| now - from_db_text(&a.sent_at).unwrap_or(now) >= grace;
-        let Some(oldest) = work.uncertain.iter().filter(|a| expired(a)).filter_map(|a| from_db_text(&a.sent_at)).min() else {
+        let unreached = work.by_request.values().chain(work.by_log_id.values()).filter(|_| head_hit_limit);
+        let Some(oldest) = work
+            .uncertain
+            .iter()
+            .filter(|a| expired(a))
+            .chain(unreached)
+            .map(|a| from_db_text(&a.sent_at).unwrap_or(chrono::DateTime::<Utc>::MIN_UTC))
+            .min()
+        else {
             self.scans.lock().unwrap_or_else(|p| p.into_inner()).remove(&agent);
             return Ok(());
         };
