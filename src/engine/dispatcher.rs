@@ -124,18 +124,16 @@ impl Engine {
         Ok(report)
     }
 
-    /// Waits for at least one in-flight slot (and live-call room), then takes
-    /// as many more as are free right now, up to the claim batch and about two
-    /// seconds of the rate, so no `sending` row waits long for its turn.
+    /// Waits for room to claim a batch (and for live-call room), and takes
+    /// it: a claim batch's worth of the claim budget, so contacts are claimed
+    /// in batches (one commit each) while the previous batch is being sent.
     async fn take_permits(&self, c: &Campaign) -> anyhow::Result<Option<Vec<OwnedSemaphorePermit>>> {
         let cfg = self.config();
         let cap = c
             .max_live_calls
             .and_then(|n| u32::try_from(n).ok())
             .unwrap_or(cfg.max_live_calls_per_campaign);
-        let mut want = (cfg.claim_batch as usize)
-            .min((cfg.rate_per_second * 2.0).ceil() as usize + cfg.burst as usize)
-            .max(1);
+        let mut want = cfg.claim_size().min(self.claimed.size()).max(1);
         if cap > 0 {
             let live = self.store.live_calls(c.id).await?;
             let room = i64::from(cap) - live;
@@ -145,24 +143,39 @@ impl Engine {
             want = want.min(room as usize);
         }
         let mut shutdown = self.shutdown.clone();
-        let first = tokio::select! {
-            p = self.in_flight.clone().acquire_owned() => p?,
+        let n = u32::try_from(want).unwrap_or(1);
+        let batch = tokio::select! {
+            p = self.claimed.sem().acquire_many_owned(n) => p?,
             _ = shutdown.wait_for(|s| *s) => return Ok(None),
         };
-        let mut permits = vec![first];
-        while permits.len() < want {
-            match self.in_flight.clone().try_acquire_owned() {
-                Ok(p) => permits.push(p),
-                Err(_) => break,
+        let mut batch = batch;
+        let mut permits = Vec::with_capacity(want);
+        while permits.len() + 1 < want {
+            match batch.split(1) {
+                Some(p) => permits.push(p),
+                None => break,
             }
         }
+        permits.push(batch);
         Ok(Some(permits))
     }
 
     async fn send_and_record(self: Arc<Self>, claim: Claimed, from_number_id: Option<i64>, permit: OwnedSemaphorePermit) -> SendResult {
-        metrics::gauge!("dialerd_attempts_in_flight").increment(1.0);
-        let (result, tries) = self.send(&claim, from_number_id).await;
-        metrics::gauge!("dialerd_attempts_in_flight").decrement(1.0);
+        let mut shutdown = self.shutdown.clone();
+        let slot = tokio::select! {
+            slot = self.in_flight.sem().acquire_owned() => slot.ok(),
+            _ = shutdown.wait_for(|s| *s) => None,
+        };
+        let (result, tries) = match slot {
+            Some(slot) => {
+                metrics::gauge!("dialerd_attempts_in_flight").increment(1.0);
+                let sent = self.send(&claim, from_number_id).await;
+                metrics::gauge!("dialerd_attempts_in_flight").decrement(1.0);
+                drop(slot);
+                sent
+            }
+            None => (SendResult::NotSent { error: "not sent: the daemon is stopping".into(), retry_at: self.clock.now() }, 0),
+        };
         drop(permit);
         metrics::counter!("dialerd_dispatches_total", "result" => result_label(&result)).increment(1);
         self.note_rejections(claim.campaign_id, &result).await;

@@ -74,6 +74,19 @@ impl EngineConfig {
         }
     }
 
+    /// Contacts claimed in one transaction: `claim_batch`, but no more than
+    /// about two seconds of the rate, so no `sending` row waits long.
+    pub(crate) fn claim_size(&self) -> usize {
+        (self.claim_batch as usize)
+            .min((self.rate_per_second * 2.0).ceil() as usize + self.burst as usize)
+            .max(1)
+    }
+
+    /// Attempts that may be claimed and unfinished at once.
+    fn claim_budget(&self) -> usize {
+        self.max_in_flight as usize + self.claim_size()
+    }
+
     fn limiter(&self) -> DefaultDirectRateLimiter {
         // Validated: 0 < rate <= 10000, burst >= 1.
         let period = Duration::from_secs_f64(1.0 / self.rate_per_second);
@@ -95,8 +108,12 @@ pub struct Engine {
     /// Woken when the tunables change, so rate waiters re-read the limiter.
     reconfigured: Notify,
     gate: RetryGate,
-    in_flight: Arc<Semaphore>,
-    in_flight_size: Mutex<u32>,
+    /// Dispatch requests on the wire.
+    in_flight: Pool,
+    /// Attempts claimed (committed `sending`) and not finished: the requests
+    /// in flight plus one claim batch waiting for its turn, so claiming the
+    /// next batch overlaps with sending the last.
+    claimed: Pool,
     sweeping: Mutex<HashSet<i64>>,
     /// Set after a 401/403 until the pause is cleared in the database.
     auth_paused: AtomicBool,
@@ -114,6 +131,51 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// A semaphore whose size can change while permits are out.
+#[derive(Debug)]
+pub(crate) struct Pool {
+    sem: Arc<Semaphore>,
+    size: Mutex<usize>,
+}
+
+impl Pool {
+    fn new(size: usize) -> Self {
+        Self { sem: Arc::new(Semaphore::new(size)), size: Mutex::new(size) }
+    }
+
+    /// The current size.
+    pub(crate) fn size(&self) -> usize {
+        *self.size.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Permits taken now.
+    pub(crate) fn in_use(&self) -> usize {
+        self.size().saturating_sub(self.sem.available_permits())
+    }
+
+    /// The semaphore itself.
+    pub(crate) fn sem(&self) -> Arc<Semaphore> {
+        self.sem.clone()
+    }
+
+    /// Grows at once; shrinks by retiring permits as they come back.
+    fn resize(&self, new: usize) {
+        let mut size = self.size.lock().unwrap_or_else(|p| p.into_inner());
+        if new > *size {
+            self.sem.add_permits(new - *size);
+        } else if new < *size {
+            let extra = u32::try_from(*size - new).unwrap_or(u32::MAX);
+            let sem = self.sem.clone();
+            tokio::spawn(async move {
+                if let Ok(p) = sem.acquire_many_owned(extra).await {
+                    p.forget();
+                }
+            });
+        }
+        *size = new;
+    }
+}
+
 impl Engine {
     /// An engine over `store`, talking to the API through `client`. It stops
     /// starting work once `shutdown` turns true.
@@ -125,7 +187,6 @@ impl Engine {
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Self> {
         let limiter = Arc::new(cfg.limiter());
-        let permits = cfg.max_in_flight;
         Arc::new(Self {
             writer: writer::ResultWriter::spawn(store.clone()),
             store,
@@ -133,8 +194,8 @@ impl Engine {
             clock,
             limiter: RwLock::new(limiter),
             reconfigured: Notify::new(),
-            in_flight: Arc::new(Semaphore::new(permits as usize)),
-            in_flight_size: Mutex::new(permits),
+            in_flight: Pool::new(cfg.max_in_flight as usize),
+            claimed: Pool::new(cfg.claim_budget()),
             cfg: RwLock::new(Arc::new(cfg)),
             gate: RetryGate::default(),
             sweeping: Mutex::new(HashSet::new()),
@@ -154,20 +215,8 @@ impl Engine {
     /// and reconcile settings. Requests in flight are not disturbed.
     pub fn reconfigure(&self, cfg: EngineConfig) {
         *self.limiter.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(cfg.limiter());
-        let mut size = self.in_flight_size.lock().unwrap_or_else(|p| p.into_inner());
-        if cfg.max_in_flight > *size {
-            self.in_flight.add_permits((cfg.max_in_flight - *size) as usize);
-        } else if cfg.max_in_flight < *size {
-            // Retire permits as they come back, without waiting here.
-            let extra = *size - cfg.max_in_flight;
-            let sem = self.in_flight.clone();
-            tokio::spawn(async move {
-                if let Ok(p) = sem.acquire_many_owned(extra).await {
-                    p.forget();
-                }
-            });
-        }
-        *size = cfg.max_in_flight;
+        self.in_flight.resize(cfg.max_in_flight as usize);
+        self.claimed.resize(cfg.claim_budget());
         *self.cfg.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(cfg);
         self.reconfigured.notify_waiters();
     }
@@ -189,8 +238,7 @@ impl Engine {
 
     /// Dispatch requests in flight now.
     pub fn requests_in_flight(&self) -> usize {
-        let size = *self.in_flight_size.lock().unwrap_or_else(|p| p.into_inner()) as usize;
-        size.saturating_sub(self.in_flight.available_permits())
+        self.in_flight.in_use()
     }
 
     /// Clears the in-memory auth pause (after the database pause was cleared).

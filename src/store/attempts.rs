@@ -85,22 +85,32 @@ impl Store {
         }
         let now = self.now_text();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let accepted: Vec<serde_json::Value> = results
+            .iter()
+            .filter_map(|r| match &r.result {
+                SendResult::Accepted { request_id, raw_response } => {
+                    Some(serde_json::json!([r.attempt_id, request_id, raw_response, r.tries]))
+                }
+                _ => None,
+            })
+            .collect();
+        if !accepted.is_empty() {
+            sqlx::query(
+                "UPDATE attempts SET state = 'accepted', request_id = json_extract(j.value, '$[1]'), \
+                        raw_response = json_extract(j.value, '$[2]'), tries = json_extract(j.value, '$[3]'), accepted_at = ?1 \
+                 FROM json_each(?2) j \
+                 WHERE attempts.id = json_extract(j.value, '$[0]') AND attempts.state = 'sending'",
+            )
+            .bind(&now)
+            .bind(serde_json::Value::Array(accepted).to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
         for r in results {
             let tries = i64::from(r.tries);
             match &r.result {
-                SendResult::Accepted { request_id, raw_response } => {
-                    sqlx::query(
-                        "UPDATE attempts SET state = 'accepted', request_id = ?, raw_response = ?, tries = ?, \
-                         accepted_at = ? WHERE id = ? AND state = 'sending'",
-                    )
-                    .bind(request_id)
-                    .bind(raw_response)
-                    .bind(tries)
-                    .bind(&now)
-                    .bind(r.attempt_id)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                // Written together below, in one statement.
+                SendResult::Accepted { .. } => {}
                 SendResult::Uncertain { error } => {
                     sqlx::query(
                         "UPDATE attempts SET state = 'uncertain', uncertain_at = ?, error = ?, tries = ? WHERE id = ? AND state = 'sending'",

@@ -56,6 +56,32 @@ pub struct UnvalidatedContact {
     pub timezone: Option<String>,
 }
 
+
+/// The due-contacts query: parameters ?1 campaign, ?2 now, ?3 limit.
+pub(crate) fn due_sql() -> String {
+    // Four branches, each an equality-then-range walk of `contacts_due`
+    // already in the order wanted, so each stops after `limit` rows: with
+    // an OR, or one ORDER BY over both states, SQLite would read (and
+    // sort) every due or deferred contact of the campaign. Retries due
+    // now come first, then new contacts.
+    const COLS: &str = "SELECT c.id, c.phone_number, c.timezone, c.agent_id, c.call_context, c.state, c.attempts, \
+         EXISTS (SELECT 1 FROM dnc d WHERE d.phone_number = c.phone_number) AS on_dnc FROM contacts c";
+    let branch = |state: &str, due: &str| {
+        format!(
+            "SELECT * FROM ({COLS} WHERE c.campaign_id = ?1 AND c.state = '{state}' AND {due} AND c.validated = 1 \
+             ORDER BY c.next_attempt_at, c.id LIMIT ?3)"
+        )
+    };
+    [
+        branch("retry_wait", "c.next_attempt_at <= ?2"),
+        branch("pending", "c.next_attempt_at <= ?2"),
+        branch("pending", "c.next_attempt_at IS NULL"),
+        branch("retry_wait", "c.next_attempt_at IS NULL"),
+    ]
+    .join(" UNION ALL ")
+        + " LIMIT ?3"
+}
+
 impl Store {
     /// Reads up to `limit` contacts of `campaign_id` that are due at `now`.
     pub async fn due_contacts(
@@ -64,14 +90,7 @@ impl Store {
         now: DateTime<Utc>,
         limit: i64,
     ) -> sqlx::Result<Vec<DueContact>> {
-        sqlx::query_as(
-            "SELECT c.id, c.phone_number, c.timezone, c.agent_id, c.call_context, c.state, c.attempts, \
-                    EXISTS (SELECT 1 FROM dnc d WHERE d.phone_number = c.phone_number) AS on_dnc \
-             FROM contacts c \
-             WHERE c.campaign_id = ? AND c.state IN ('pending', 'retry_wait') AND c.validated = 1 \
-               AND (c.next_attempt_at IS NULL OR c.next_attempt_at <= ?) \
-             ORDER BY c.next_attempt_at, c.id LIMIT ?",
-        )
+        sqlx::query_as(sqlx::AssertSqlSafe(due_sql()))
         .bind(campaign_id)
         .bind(to_db_text(now))
         .bind(limit)
@@ -89,99 +108,101 @@ impl Store {
         campaign_id: i64,
         decisions: &[(DueContact, ClaimDecision)],
     ) -> sqlx::Result<Vec<Claimed>> {
+        use serde_json::json;
         let now = self.now_text();
+        // Each decision's contact as read: [id, state, attempts, ...], so every
+        // statement below touches a contact only if it is still exactly so.
+        let mut dial = Vec::new();
+        let mut defer = Vec::new();
+        let mut close = Vec::new();
+        for (c, d) in decisions {
+            match d {
+                ClaimDecision::Dial { agent_id } => dial.push(json!([c.id, c.state, c.attempts, agent_id])),
+                ClaimDecision::Defer(until) => defer.push(json!([c.id, c.state, c.attempts, to_db_text(*until)])),
+                ClaimDecision::Suppress => close.push(json!([c.id, c.state, c.attempts, "suppressed", null])),
+                ClaimDecision::Exhaust => close.push(json!([c.id, c.state, c.attempts, "exhausted", null])),
+                ClaimDecision::Invalid(r) => close.push(json!([c.id, c.state, c.attempts, "invalid", r])),
+            }
+        }
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let active: Option<String> = sqlx::query_scalar("SELECT status FROM campaigns WHERE id = ?")
-            .bind(campaign_id)
-            .fetch_optional(&mut *tx)
+        if !defer.is_empty() {
+            sqlx::query(
+                "UPDATE contacts SET next_attempt_at = json_extract(j.value, '$[3]'), updated_at = ?1 \
+                 FROM json_each(?2) j \
+                 WHERE contacts.id = json_extract(j.value, '$[0]') AND contacts.state = json_extract(j.value, '$[1]') \
+                   AND contacts.attempts = json_extract(j.value, '$[2]')",
+            )
+            .bind(&now)
+            .bind(serde_json::Value::Array(defer).to_string())
+            .execute(&mut *tx)
             .await?;
-        let paused: Option<String> = sqlx::query_scalar("SELECT dispatch_paused FROM daemon WHERE id = 1")
-            .fetch_optional(&mut *tx)
-            .await?
-            .flatten();
-        let may_dial = active.as_deref() == Some("active") && paused.is_none();
+        }
+        if !close.is_empty() {
+            sqlx::query(
+                "UPDATE contacts SET state = json_extract(j.value, '$[3]'), \
+                        invalid_reason = COALESCE(json_extract(j.value, '$[4]'), invalid_reason), \
+                        next_attempt_at = NULL, updated_at = ?1 \
+                 FROM json_each(?2) j \
+                 WHERE contacts.id = json_extract(j.value, '$[0]') AND contacts.state = json_extract(j.value, '$[1]') \
+                   AND contacts.attempts = json_extract(j.value, '$[2]')",
+            )
+            .bind(&now)
+            .bind(serde_json::Value::Array(close).to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
         let mut claimed = Vec::new();
-        for (c, decision) in decisions {
-            // The contact must still be exactly as read: same state, same attempt count.
-            let guard = "WHERE id = ? AND state = ? AND attempts = ?";
-            match decision {
-                ClaimDecision::Dial { agent_id } => {
-                    if !may_dial {
-                        continue;
-                    }
-                    let on_dnc: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM dnc WHERE phone_number = ?)")
-                        .bind(&c.phone_number)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    if on_dnc {
-                        continue;
-                    }
-                    let n = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "UPDATE contacts SET state = 'in_progress', attempts = attempts + 1, updated_at = ? {guard}"
-                    )))
-                    .bind(&now)
-                    .bind(c.id)
-                    .bind(&c.state)
-                    .bind(c.attempts)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    if n == 0 {
-                        continue;
-                    }
-                    let row = sqlx::query(
-                        "INSERT INTO attempts (contact_id, campaign_id, attempt_no, state, agent_id, to_number, sent_at) \
-                         VALUES (?, ?, (SELECT COALESCE(MAX(attempt_no), 0) + 1 FROM attempts WHERE contact_id = ?), \
-                                 'sending', ?, ?, ?) RETURNING id, attempt_no",
-                    )
-                    .bind(c.id)
-                    .bind(campaign_id)
-                    .bind(c.id)
-                    .bind(agent_id)
-                    .bind(&c.phone_number)
-                    .bind(&now)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    claimed.push(Claimed {
-                        attempt_id: row.try_get(0)?,
-                        attempt_no: row.try_get(1)?,
-                        contact_id: c.id,
+        let may_dial: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM campaigns WHERE id = ? AND status = 'active') \
+                AND EXISTS (SELECT 1 FROM daemon WHERE id = 1 AND dispatch_paused IS NULL)",
+        )
+        .bind(campaign_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if may_dial && !dial.is_empty() {
+            let dial = serde_json::Value::Array(dial).to_string();
+            // Still as read, and (re-checked here) not on the do-not-call list.
+            let ids: Vec<i64> = sqlx::query_scalar(
+                "UPDATE contacts SET state = 'in_progress', attempts = attempts + 1, updated_at = ?1 \
+                 FROM json_each(?2) j \
+                 WHERE contacts.id = json_extract(j.value, '$[0]') AND contacts.state = json_extract(j.value, '$[1]') \
+                   AND contacts.attempts = json_extract(j.value, '$[2]') \
+                   AND NOT EXISTS (SELECT 1 FROM dnc WHERE dnc.phone_number = contacts.phone_number) \
+                 RETURNING contacts.id",
+            )
+            .bind(&now)
+            .bind(&dial)
+            .fetch_all(&mut *tx)
+            .await?;
+            if !ids.is_empty() {
+                let rows: Vec<(i64, i64, i64, i64, String)> = sqlx::query_as(
+                    "INSERT INTO attempts (contact_id, campaign_id, attempt_no, state, agent_id, to_number, sent_at) \
+                     SELECT c.id, ?1, (SELECT COALESCE(MAX(a.attempt_no), 0) + 1 FROM attempts a WHERE a.contact_id = c.id), \
+                            'sending', json_extract(j.value, '$[3]'), c.phone_number, ?2 \
+                     FROM json_each(?3) j JOIN contacts c ON c.id = json_extract(j.value, '$[0]') \
+                     WHERE c.id IN (SELECT value FROM json_each(?4)) \
+                     RETURNING id, contact_id, attempt_no, agent_id, to_number",
+                )
+                .bind(campaign_id)
+                .bind(&now)
+                .bind(&dial)
+                .bind(serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()))
+                .fetch_all(&mut *tx)
+                .await?;
+                let context: std::collections::HashMap<i64, &str> =
+                    decisions.iter().map(|(c, _)| (c.id, c.call_context.as_str())).collect();
+                claimed = rows
+                    .into_iter()
+                    .map(|(attempt_id, contact_id, attempt_no, agent_id, to_number)| Claimed {
+                        attempt_id,
+                        contact_id,
                         campaign_id,
-                        agent_id: *agent_id,
-                        to_number: c.phone_number.clone(),
-                        call_context: c.call_context.clone(),
-                    });
-                }
-                ClaimDecision::Defer(until) => {
-                    sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE contacts SET next_attempt_at = ?, updated_at = ? {guard}")))
-                        .bind(to_db_text(*until))
-                        .bind(&now)
-                        .bind(c.id)
-                        .bind(&c.state)
-                        .bind(c.attempts)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                ClaimDecision::Suppress | ClaimDecision::Exhaust | ClaimDecision::Invalid(_) => {
-                    let (state, reason) = match decision {
-                        ClaimDecision::Suppress => ("suppressed", None),
-                        ClaimDecision::Exhaust => ("exhausted", None),
-                        ClaimDecision::Invalid(r) => ("invalid", Some(r.as_str())),
-                        _ => unreachable!("matched above"),
-                    };
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "UPDATE contacts SET state = ?, invalid_reason = COALESCE(?, invalid_reason), \
-                         next_attempt_at = NULL, updated_at = ? {guard}"
-                    )))
-                    .bind(state)
-                    .bind(reason)
-                    .bind(&now)
-                    .bind(c.id)
-                    .bind(&c.state)
-                    .bind(c.attempts)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                        attempt_no,
+                        agent_id,
+                        to_number,
+                        call_context: context.get(&contact_id).map(|s| s.to_string()).unwrap_or_else(|| "{}".into()),
+                    })
+                    .collect();
             }
         }
         tx.commit().await?;

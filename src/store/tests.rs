@@ -73,10 +73,13 @@ async fn the_due_and_outstanding_queries_use_their_indexes() {
     let store = open(&dir).await;
     let due = plan(
         &store,
-        "SELECT c.id FROM contacts c WHERE c.campaign_id = 1 AND c.state IN ('pending', 'retry_wait') AND c.validated = 1 \
-         AND (c.next_attempt_at IS NULL OR c.next_attempt_at <= '2026-01-01T00:00:00Z') ORDER BY c.next_attempt_at, c.id LIMIT 10",
+        &super::contacts::due_sql()
+            .replace("?1", "1")
+            .replace("?2", "'2026-01-01T00:00:00Z'")
+            .replace("?3", "10"),
     )
     .await;
+    assert!(due.contains("contacts_due") && !due.contains("TEMP B-TREE"), "the due query must walk the index, never sort: {due}");
     assert!(due.contains("contacts_due"), "{due}");
     let outstanding = plan(
         &store,
