@@ -214,7 +214,10 @@ mod tests {
         assert!(Schedule::parse("0 */5 * * * *").is_ok());
         assert!(Schedule::parse("* * *").is_err());
         assert!(Schedule::parse("61 * * * *").is_err());
-        assert_eq!(Schedule::parse("*/5 * * * *").unwrap().six_fields(), "0 */5 * * * *");
+        assert_eq!(
+            Schedule::parse("*/5 * * * *").unwrap().six_fields(),
+            "0 */5 * * * *"
+        );
     }
 
     #[test]
@@ -222,15 +225,34 @@ mod tests {
         // 09:00 in New York is 14:00 UTC in winter and 13:00 UTC in summer.
         let s = Schedule::parse("0 9 * * *").unwrap();
         let ny: Tz = "America/New_York".parse().unwrap();
-        assert_eq!(s.next_after(utc(2026, 1, 10, 0, 0), ny), Some(utc(2026, 1, 10, 14, 0)));
-        assert_eq!(s.next_after(utc(2026, 7, 10, 0, 0), ny), Some(utc(2026, 7, 10, 13, 0)));
+        assert_eq!(
+            s.next_after(utc(2026, 1, 10, 0, 0), ny),
+            Some(utc(2026, 1, 10, 14, 0))
+        );
+        assert_eq!(
+            s.next_after(utc(2026, 7, 10, 0, 0), ny),
+            Some(utc(2026, 7, 10, 13, 0))
+        );
     }
 
     #[test]
     fn windows_parse_and_refuse_nonsense() {
-        assert_eq!(Window::parse("09:00-20:00").unwrap(), Window { start_min: 540, end_min: 1200 });
+        assert_eq!(
+            Window::parse("09:00-20:00").unwrap(),
+            Window {
+                start_min: 540,
+                end_min: 1200
+            }
+        );
         assert_eq!(Window::parse("00:00-24:00").unwrap(), Window::ALL_DAY);
-        for bad in ["9-20", "25:00-26:00", "09:00", "09:00-09:00", "24:00-01:00", "09:60-10:00"] {
+        for bad in [
+            "9-20",
+            "25:00-26:00",
+            "09:00",
+            "09:00-09:00",
+            "24:00-01:00",
+            "09:60-10:00",
+        ] {
             assert!(Window::parse(bad).is_err(), "{bad}");
         }
     }
@@ -253,14 +275,24 @@ mod tests {
         assert!(w.is_open(utc(2026, 3, 7, 14, 0), ny));
         // Monday 9 March 2026 (EDT, UTC-4): 09:00 local is 13:00 UTC.
         assert!(w.is_open(utc(2026, 3, 9, 13, 0), ny));
-        assert_eq!(w.next_open(utc(2026, 3, 9, 3, 0), ny), utc(2026, 3, 9, 13, 0));
+        assert_eq!(
+            w.next_open(utc(2026, 3, 9, 3, 0), ny),
+            utc(2026, 3, 9, 13, 0)
+        );
         // Across the night of the change: closed at 01:00 UTC Sunday 8 March, next opening 13:00 UTC.
-        assert_eq!(w.next_open(utc(2026, 3, 8, 5, 0), ny), utc(2026, 3, 8, 13, 0));
+        assert_eq!(
+            w.next_open(utc(2026, 3, 8, 5, 0), ny),
+            utc(2026, 3, 8, 13, 0)
+        );
     }
 
     #[test]
     fn unknown_zones_are_refused_by_name() {
         assert!(parse_tz("Europe/Paris").is_ok());
-        assert!(parse_tz("Mars/Olympus").unwrap_err().contains("Mars/Olympus"));
+        assert!(
+            parse_tz("Mars/Olympus")
+                .unwrap_err()
+                .contains("Mars/Olympus")
+        );
     }
 }

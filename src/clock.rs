@@ -158,14 +158,23 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!task.is_finished());
         clock.advance(Duration::from_secs(1800));
-        tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap();
     }
 
     #[test]
     fn time_arithmetic_saturates_instead_of_panicking() {
         let t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-        assert_eq!(plus(t, Duration::from_secs(u64::MAX)), DateTime::<Utc>::MAX_UTC);
-        assert_eq!(minus(DateTime::<Utc>::MIN_UTC, chrono::Duration::seconds(900)), DateTime::<Utc>::MIN_UTC);
+        assert_eq!(
+            plus(t, Duration::from_secs(u64::MAX)),
+            DateTime::<Utc>::MAX_UTC
+        );
+        assert_eq!(
+            minus(DateTime::<Utc>::MIN_UTC, chrono::Duration::seconds(900)),
+            DateTime::<Utc>::MIN_UTC
+        );
     }
 
     #[test]

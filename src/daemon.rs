@@ -67,7 +67,11 @@ impl InstanceLock {
                     "another dialerd is already running on database {} (lock {} held{}); refusing to start a second one",
                     db.display(),
                     path.display(),
-                    if holder.trim().is_empty() { String::new() } else { format!(" by pid {}", holder.trim()) }
+                    if holder.trim().is_empty() {
+                        String::new()
+                    } else {
+                        format!(" by pid {}", holder.trim())
+                    }
                 );
             }
         }
@@ -87,9 +91,14 @@ pub fn client_for(settings: &Settings, clock: SharedClock) -> anyhow::Result<Cli
         key: "provider.api_key_file".into(),
         message: "no API key: set DIALERD_API_KEY, provider.api_key_file, or a systemd credential named api_key".into(),
     })?;
-    Ok(Client::new(&settings.base_url, key, settings.request_timeout)
-        .map_err(|e| ConfigError::Invalid { key: "provider.base_url".into(), message: e.to_string() })?
-        .with_clock(clock))
+    Ok(
+        Client::new(&settings.base_url, key, settings.request_timeout)
+            .map_err(|e| ConfigError::Invalid {
+                key: "provider.base_url".into(),
+                message: e.to_string(),
+            })?
+            .with_clock(clock),
+    )
 }
 
 /// Runs the daemon until `control` says stop (or until idle).
@@ -105,9 +114,14 @@ pub async fn run(
         crate::ops::install_metrics(addr)?;
     }
     let store = Store::open(&settings.database_path, clock.clone()).await?;
-    let recovered = store.recover_sending("the daemon stopped while this request may have been in flight").await?;
+    let recovered = store
+        .recover_sending("the daemon stopped while this request may have been in flight")
+        .await?;
     if recovered > 0 {
-        tracing::warn!(recovered, "attempts left `sending` by the last stop are now uncertain; the reconciler will resolve them");
+        tracing::warn!(
+            recovered,
+            "attempts left `sending` by the last stop are now uncertain; the reconciler will resolve them"
+        );
     }
     if let Some(reason) = store.dispatch_paused().await? {
         tracing::error!(%reason, "DISPATCH IS PAUSED for every campaign; after fixing the key run `dialerd dispatch resume`");
@@ -116,20 +130,53 @@ pub async fn run(
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .unwrap_or_default();
-    store.daemon_started(std::process::id(), host.trim()).await?;
+    store
+        .daemon_started(std::process::id(), host.trim())
+        .await?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let engine = Engine::new(store.clone(), client, clock.clone(), EngineConfig::from_settings(&settings), stop_rx.clone());
+    let engine = Engine::new(
+        store.clone(),
+        client,
+        clock.clone(),
+        EngineConfig::from_settings(&settings),
+        stop_rx.clone(),
+    );
     let settings = Arc::new(std::sync::RwLock::new(settings));
     crate::ops::notify_ready();
     tracing::info!(database = %store_path(&settings), "dialerd running");
 
     let mut tasks = JoinSet::new();
-    tasks.spawn(scheduler_loop(engine.clone(), clock.clone(), settings.clone(), stop_rx.clone()));
-    tasks.spawn(reconciler_loop(engine.clone(), clock.clone(), settings.clone(), stop_rx.clone()));
-    tasks.spawn(heartbeat_loop(engine.clone(), clock.clone(), settings.clone(), stop_rx.clone()));
-    tasks.spawn(inbox_loop(store.clone(), clock.clone(), settings.clone(), stop_rx.clone()));
+    tasks.spawn(scheduler_loop(
+        engine.clone(),
+        clock.clone(),
+        settings.clone(),
+        stop_rx.clone(),
+    ));
+    tasks.spawn(reconciler_loop(
+        engine.clone(),
+        clock.clone(),
+        settings.clone(),
+        stop_rx.clone(),
+    ));
+    tasks.spawn(heartbeat_loop(
+        engine.clone(),
+        clock.clone(),
+        settings.clone(),
+        stop_rx.clone(),
+    ));
+    tasks.spawn(inbox_loop(
+        store.clone(),
+        clock.clone(),
+        settings.clone(),
+        stop_rx.clone(),
+    ));
     if opts.until_idle {
-        tasks.spawn(idle_loop(engine.clone(), clock.clone(), stop_tx.clone(), stop_rx.clone()));
+        tasks.spawn(idle_loop(
+            engine.clone(),
+            clock.clone(),
+            stop_tx.clone(),
+            stop_rx.clone(),
+        ));
     }
 
     let mut stopped = stop_rx.clone();
@@ -142,7 +189,14 @@ pub async fn run(
             _ = stopped.wait_for(|s| *s) => break,
         }
     }
-    let grace = Duration::from_secs(settings.read().unwrap_or_else(|p| p.into_inner()).raw.daemon.shutdown_grace_secs);
+    let grace = Duration::from_secs(
+        settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .raw
+            .daemon
+            .shutdown_grace_secs,
+    );
     shutdown(&engine, &store, stop_tx, grace).await;
     tasks.shutdown().await;
     drop(lock);
@@ -151,18 +205,34 @@ pub async fn run(
 
 /// Stops new work, lets requests in flight finish within `grace`, and records
 /// anything still unfinished per the safety rule.
-async fn shutdown(engine: &Arc<Engine>, store: &Store, stop_tx: watch::Sender<bool>, grace: Duration) {
+async fn shutdown(
+    engine: &Arc<Engine>,
+    store: &Store,
+    stop_tx: watch::Sender<bool>,
+    grace: Duration,
+) {
     crate::ops::notify_stopping();
     let _ = stop_tx.send(true);
-    tracing::info!(in_flight = engine.requests_in_flight(), "stopping: no new sweeps; waiting for requests in flight");
+    tracing::info!(
+        in_flight = engine.requests_in_flight(),
+        "stopping: no new sweeps; waiting for requests in flight"
+    );
     let deadline = tokio::time::Instant::now() + grace;
     while engine.sweeps_running() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    match store.recover_sending("the daemon stopped before this request's answer was recorded").await {
+    match store
+        .recover_sending("the daemon stopped before this request's answer was recorded")
+        .await
+    {
         Ok(0) => {}
-        Ok(n) => tracing::warn!(n, "requests still unanswered at the deadline are now uncertain"),
-        Err(e) => tracing::error!(error = %e, "cannot mark unfinished attempts uncertain; the next start will"),
+        Ok(n) => tracing::warn!(
+            n,
+            "requests still unanswered at the deadline are now uncertain"
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot mark unfinished attempts uncertain; the next start will")
+        }
     }
     if let Err(e) = store.daemon_stopped().await {
         tracing::warn!(error = %e, "cannot record the stop");
@@ -170,15 +240,26 @@ async fn shutdown(engine: &Arc<Engine>, store: &Store, stop_tx: watch::Sender<bo
     tracing::info!("stopped");
 }
 
-fn reload(engine: &Arc<Engine>, settings: &Arc<std::sync::RwLock<Settings>>, opts: &RunOptions, clock: SharedClock) {
+fn reload(
+    engine: &Arc<Engine>,
+    settings: &Arc<std::sync::RwLock<Settings>>,
+    opts: &RunOptions,
+    clock: SharedClock,
+) {
     crate::ops::notify_reloading();
-    let result = Settings::load(opts.config_file.as_deref()).map_err(anyhow::Error::from).and_then(|new| {
-        let client = client_for(&new, clock.clone())?;
-        Ok((new, client))
-    });
+    let result = Settings::load(opts.config_file.as_deref())
+        .map_err(anyhow::Error::from)
+        .and_then(|new| {
+            let client = client_for(&new, clock.clone())?;
+            Ok((new, client))
+        });
     match result {
         Ok((new, client)) => {
-            let old_db = settings.read().unwrap_or_else(|p| p.into_inner()).database_path.clone();
+            let old_db = settings
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .database_path
+                .clone();
             if new.database_path != old_db {
                 tracing::warn!("database.path changed; it takes effect only after a restart");
             }
@@ -188,7 +269,9 @@ fn reload(engine: &Arc<Engine>, settings: &Arc<std::sync::RwLock<Settings>>, opt
             *settings.write().unwrap_or_else(|p| p.into_inner()) = new;
             tracing::info!("configuration reloaded");
         }
-        Err(e) => tracing::error!(error = %format!("{e:#}"), "reload refused; the previous configuration stays in force"),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "reload refused; the previous configuration stays in force")
+        }
     }
     crate::ops::notify_ready();
 }
@@ -197,9 +280,21 @@ fn secs(v: f64) -> Duration {
     Duration::from_secs_f64(v.clamp(0.001, 86_400.0))
 }
 
-async fn scheduler_loop(engine: Arc<Engine>, clock: SharedClock, settings: Arc<std::sync::RwLock<Settings>>, mut stop: watch::Receiver<bool>) {
+async fn scheduler_loop(
+    engine: Arc<Engine>,
+    clock: SharedClock,
+    settings: Arc<std::sync::RwLock<Settings>>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
-        let refresh = secs(settings.read().unwrap_or_else(|p| p.into_inner()).raw.daemon.campaign_refresh_secs);
+        let refresh = secs(
+            settings
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .raw
+                .daemon
+                .campaign_refresh_secs,
+        );
         let wake = match engine.tick().await {
             Ok((_, Some(next))) => next.min(crate::clock::plus(clock.now(), refresh)),
             Ok((_, None)) => crate::clock::plus(clock.now(), refresh),
@@ -215,14 +310,30 @@ async fn scheduler_loop(engine: Arc<Engine>, clock: SharedClock, settings: Arc<s
     }
 }
 
-async fn reconciler_loop(engine: Arc<Engine>, clock: SharedClock, settings: Arc<std::sync::RwLock<Settings>>, mut stop: watch::Receiver<bool>) {
+async fn reconciler_loop(
+    engine: Arc<Engine>,
+    clock: SharedClock,
+    settings: Arc<std::sync::RwLock<Settings>>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         match engine.reconcile_once().await {
-            Ok(r) if r.finalised + r.linked + r.not_placed + r.timed_out > 0 => tracing::info!(?r, "reconciled"),
+            Ok(r) if r.finalised + r.linked + r.not_placed + r.timed_out > 0 => {
+                tracing::info!(?r, "reconciled")
+            }
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %format!("{e:#}"), "reconcile round failed; will retry"),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "reconcile round failed; will retry")
+            }
         }
-        let every = secs(settings.read().unwrap_or_else(|p| p.into_inner()).raw.reconcile.poll_interval_secs);
+        let every = secs(
+            settings
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .raw
+                .reconcile
+                .poll_interval_secs,
+        );
         tokio::select! {
             _ = clock.sleep(every) => {}
             _ = stop.wait_for(|s| *s) => return,
@@ -230,14 +341,30 @@ async fn reconciler_loop(engine: Arc<Engine>, clock: SharedClock, settings: Arc<
     }
 }
 
-async fn heartbeat_loop(engine: Arc<Engine>, clock: SharedClock, settings: Arc<std::sync::RwLock<Settings>>, mut stop: watch::Receiver<bool>) {
+async fn heartbeat_loop(
+    engine: Arc<Engine>,
+    clock: SharedClock,
+    settings: Arc<std::sync::RwLock<Settings>>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
-        let line = format!("{} sweeps running, {} requests in flight", engine.sweeps_running(), engine.requests_in_flight());
+        let line = format!(
+            "{} sweeps running, {} requests in flight",
+            engine.sweeps_running(),
+            engine.requests_in_flight()
+        );
         if let Err(e) = engine.store().heartbeat(&line).await {
             tracing::warn!(error = %e, "cannot write the heartbeat");
         }
         crate::ops::notify_status(&line);
-        let every = Duration::from_secs(settings.read().unwrap_or_else(|p| p.into_inner()).raw.daemon.heartbeat_secs);
+        let every = Duration::from_secs(
+            settings
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .raw
+                .daemon
+                .heartbeat_secs,
+        );
         tokio::select! {
             _ = clock.sleep(crate::ops::watchdog_interval(every)) => {}
             _ = stop.wait_for(|s| *s) => return,
@@ -245,7 +372,12 @@ async fn heartbeat_loop(engine: Arc<Engine>, clock: SharedClock, settings: Arc<s
     }
 }
 
-async fn inbox_loop(store: Store, clock: SharedClock, settings: Arc<std::sync::RwLock<Settings>>, mut stop: watch::Receiver<bool>) {
+async fn inbox_loop(
+    store: Store,
+    clock: SharedClock,
+    settings: Arc<std::sync::RwLock<Settings>>,
+    mut stop: watch::Receiver<bool>,
+) {
     let (dir, settle) = {
         let s = settings.read().unwrap_or_else(|p| p.into_inner());
         (s.inbox_dir.clone(), secs(s.raw.inbox.settle_secs.max(0.0)))
@@ -256,7 +388,10 @@ async fn inbox_loop(store: Store, clock: SharedClock, settings: Arc<std::sync::R
     loop {
         let (defaults, every) = {
             let s = settings.read().unwrap_or_else(|p| p.into_inner());
-            (s.campaign_defaults.clone(), secs(s.raw.inbox.poll_interval_secs))
+            (
+                s.campaign_defaults.clone(),
+                secs(s.raw.inbox.poll_interval_secs),
+            )
         };
         match watcher.scan_once(&store, &defaults).await {
             Ok(outcomes) => {
@@ -283,7 +418,12 @@ async fn inbox_loop(store: Store, clock: SharedClock, settings: Arc<std::sync::R
     }
 }
 
-async fn idle_loop(engine: Arc<Engine>, clock: SharedClock, stop_tx: watch::Sender<bool>, mut stop: watch::Receiver<bool>) {
+async fn idle_loop(
+    engine: Arc<Engine>,
+    clock: SharedClock,
+    stop_tx: watch::Sender<bool>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             _ = clock.sleep(Duration::from_millis(200)) => {}
@@ -294,7 +434,9 @@ async fn idle_loop(engine: Arc<Engine>, clock: SharedClock, stop_tx: watch::Send
         }
         match engine.store().has_open_work().await {
             Ok(false) => {
-                tracing::info!("nothing left to do: every contact is final and no call is outstanding");
+                tracing::info!(
+                    "nothing left to do: every contact is final and no call is outstanding"
+                );
                 let _ = stop_tx.send(true);
                 return;
             }
@@ -305,5 +447,10 @@ async fn idle_loop(engine: Arc<Engine>, clock: SharedClock, stop_tx: watch::Send
 }
 
 fn store_path(settings: &Arc<std::sync::RwLock<Settings>>) -> String {
-    settings.read().unwrap_or_else(|p| p.into_inner()).database_path.display().to_string()
+    settings
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .database_path
+        .display()
+        .to_string()
 }

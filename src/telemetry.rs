@@ -18,8 +18,11 @@ static RELOAD: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
 
 fn filter_for(level: &str) -> EnvFilter {
     match std::env::var("RUST_LOG") {
-        Ok(v) if !v.trim().is_empty() => EnvFilter::try_new(v).unwrap_or_else(|_| EnvFilter::new("info")),
-        _ => EnvFilter::try_new(format!("{level},{QUIET}")).unwrap_or_else(|_| EnvFilter::new("info")),
+        Ok(v) if !v.trim().is_empty() => {
+            EnvFilter::try_new(v).unwrap_or_else(|_| EnvFilter::new("info"))
+        }
+        _ => EnvFilter::try_new(format!("{level},{QUIET}"))
+            .unwrap_or_else(|_| EnvFilter::new("info")),
     }
 }
 
@@ -33,7 +36,11 @@ pub fn init(log: &RawLog) {
     let registry = tracing_subscriber::registry().with(filter);
     let result = if log.format == "json" {
         registry
-            .with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
             .try_init()
     } else {
         let ansi = std::io::stderr().is_terminal();

@@ -18,7 +18,15 @@ struct Sim {
 impl Sim {
     fn start(journal: &Path, extra: &[&str]) -> Sim {
         let mut child = Command::new(BIN)
-            .args(["simulate", "--listen", "127.0.0.1:0", "--seed", "7", "--call-secs", "0.1-0.4"])
+            .args([
+                "simulate",
+                "--listen",
+                "127.0.0.1:0",
+                "--seed",
+                "7",
+                "--call-secs",
+                "0.1-0.4",
+            ])
             .arg("--journal")
             .arg(journal)
             .args(extra)
@@ -26,7 +34,9 @@ impl Sim {
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stderr.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         let base_url = line
             .split_whitespace()
             .find(|w| w.starts_with("http://"))
@@ -80,9 +90,15 @@ fn run_until_idle(mut cmd: Command) {
 fn sql(db: &Path, q: &str) -> Vec<Vec<String>> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let store = dialerd::store::Store::open(db, std::sync::Arc::new(dialerd::clock::SystemClock)).await.unwrap();
-        let rows: Vec<sqlx::sqlite::SqliteRow> = sqlx::query(sqlx::AssertSqlSafe(q.to_string())).fetch_all(store.pool()).await.unwrap();
-        use sqlx::{Column, Row, ValueRef};
+        let store =
+            dialerd::store::Store::open(db, std::sync::Arc::new(dialerd::clock::SystemClock))
+                .await
+                .unwrap();
+        let rows: Vec<sqlx::sqlite::SqliteRow> = sqlx::query(sqlx::AssertSqlSafe(q.to_string()))
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        use sqlx::{Row, ValueRef};
         rows.iter()
             .map(|r| {
                 (0..r.columns().len())
@@ -91,7 +107,9 @@ fn sql(db: &Path, q: &str) -> Vec<Vec<String>> {
                         if raw.is_null() {
                             String::new()
                         } else {
-                            r.try_get::<String, _>(i).or_else(|_| r.try_get::<i64, _>(i).map(|v| v.to_string())).unwrap_or_default()
+                            r.try_get::<String, _>(i)
+                                .or_else(|_| r.try_get::<i64, _>(i).map(|v| v.to_string()))
+                                .unwrap_or_default()
                         }
                     })
                     .collect()
@@ -106,7 +124,8 @@ fn placed_per_number(journal: &Path) -> std::collections::HashMap<String, usize>
     for line in std::fs::read_to_string(journal).unwrap().lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         if v["placed"] == true {
-            *map.entry(v["to_number"].as_str().unwrap().to_string()).or_insert(0) += 1;
+            *map.entry(v["to_number"].as_str().unwrap().to_string())
+                .or_insert(0) += 1;
         }
     }
     map
@@ -123,7 +142,10 @@ not a number;Dee;gold\n\
 fn an_imported_csv_is_dialed_and_every_outcome_is_reconciled_into_the_database() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("journal.jsonl");
-    let sim = Sim::start(&journal, &["--outcomes", "completed=70,no_answer=20,busy=10"]);
+    let sim = Sim::start(
+        &journal,
+        &["--outcomes", "completed=70,no_answer=20,busy=10"],
+    );
     let csv = dir.path().join("spring.csv");
     std::fs::write(&csv, CSV).unwrap();
     let out = dialerd(dir.path(), &sim)
@@ -132,9 +154,16 @@ fn an_imported_csv_is_dialed_and_every_outcome_is_reconciled_into_the_database()
         .args(["--campaign", "spring", "--region", "US"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(printed.contains("line 5"), "the reject is reported with its line: {printed}");
+    assert!(
+        printed.contains("line 5"),
+        "the reject is reported with its line: {printed}"
+    );
 
     run_until_idle(dialerd(dir.path(), &sim));
 
@@ -149,20 +178,46 @@ fn an_imported_csv_is_dialed_and_every_outcome_is_reconciled_into_the_database()
     assert_eq!(rows.len(), 4, "{rows:?}");
     let placed = placed_per_number(&journal);
     for r in &rows {
-        assert!(["done", "exhausted"].contains(&r[1].as_str()), "every contact is final: {r:?}");
+        assert!(
+            ["done", "exhausted"].contains(&r[1].as_str()),
+            "every contact is final: {r:?}"
+        );
         let accepted: usize = r[3].parse().unwrap();
-        assert_eq!(placed.get(&r[0]).copied().unwrap_or(0), accepted, "the database knows every placed call: {r:?}");
+        assert_eq!(
+            placed.get(&r[0]).copied().unwrap_or(0),
+            accepted,
+            "the database knows every placed call: {r:?}"
+        );
         assert!(accepted <= 3, "never more calls than max_attempts: {r:?}");
-        assert_eq!(r[4], "0", "no accepted call is left without an outcome: {r:?}");
+        assert_eq!(
+            r[4], "0",
+            "no accepted call is left without an outcome: {r:?}"
+        );
     }
-    assert!(rows.iter().any(|r| r[0] == "+12125550187"), "national number normalised with --region");
-    let done = sql(&db, "SELECT transcript FROM contact_outcomes WHERE outcome = 'completed'");
+    assert!(
+        rows.iter().any(|r| r[0] == "+12125550187"),
+        "national number normalised with --region"
+    );
+    let done = sql(
+        &db,
+        "SELECT transcript FROM contact_outcomes WHERE outcome = 'completed'",
+    );
     assert!(!done.is_empty());
     for t in done {
-        assert!(!t[0].contains("<br"), "transcripts are clean text: {}", t[0]);
+        assert!(
+            !t[0].contains("<br"),
+            "transcripts are clean text: {}",
+            t[0]
+        );
     }
-    let progress = sql(&db, "SELECT status, contacts, invalid FROM campaign_progress");
-    assert_eq!(progress, vec![vec!["completed".to_string(), "4".into(), "0".into()]]);
+    let progress = sql(
+        &db,
+        "SELECT status, contacts, invalid FROM campaign_progress",
+    );
+    assert_eq!(
+        progress,
+        vec![vec!["completed".to_string(), "4".into(), "0".into()]]
+    );
 }
 
 #[test]
@@ -172,7 +227,11 @@ fn a_csv_dropped_into_the_inbox_is_imported_and_dialed_by_the_running_daemon() {
     std::fs::create_dir(&inbox).unwrap();
     let journal = dir.path().join("journal.jsonl");
     let sim = Sim::start(&journal, &["--outcomes", "completed=1"]);
-    std::fs::write(inbox.join("drop.csv"), "phone,name\n+14155552671,Ann\n+442079460958,Bob\n").unwrap();
+    std::fs::write(
+        inbox.join("drop.csv"),
+        "phone,name\n+14155552671,Ann\n+442079460958,Bob\n",
+    )
+    .unwrap();
     let mut cmd = dialerd(dir.path(), &sim);
     cmd.env("DIALERD_INBOX__DIR", &inbox)
         .env("DIALERD_INBOX__POLL_INTERVAL_SECS", "0.1")
@@ -194,12 +253,24 @@ fn a_csv_dropped_into_the_inbox_is_imported_and_dialed_by_the_running_daemon() {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let status = child.wait().unwrap();
     assert!(finished, "the dropped campaign was not dialed to the end");
-    assert!(status.success(), "SIGTERM ends the daemon cleanly: {status}");
-    assert!(inbox.join("done").join("drop.csv").exists(), "the file moved to done/");
+    assert!(
+        status.success(),
+        "SIGTERM ends the daemon cleanly: {status}"
+    );
+    assert!(
+        inbox.join("done").join("drop.csv").exists(),
+        "the file moved to done/"
+    );
     let campaigns = sql(&db, "SELECT name FROM campaigns");
-    assert_eq!(campaigns, vec![vec!["drop".to_string()]], "the campaign is named after the file");
+    assert_eq!(
+        campaigns,
+        vec![vec!["drop".to_string()]],
+        "the campaign is named after the file"
+    );
     assert_eq!(placed_per_number(&journal).values().sum::<usize>(), 2);
 }

@@ -27,7 +27,11 @@ async fn another_process_reads_the_database_while_dialerd_holds_a_write_transact
         .env("DIALERD_DATABASE__PATH", &db)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let names: Vec<&str> = json["campaigns"]
         .as_array()

@@ -212,12 +212,19 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { Exit::Usage as i32 } else { 0 };
+            let code = if e.use_stderr() {
+                Exit::Usage as i32
+            } else {
+                0
+            };
             let _ = e.print();
             return code;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("dialerd: cannot start the async runtime: {e}");
@@ -246,7 +253,14 @@ pub async fn execute(cli: Cli) -> Result<(), CliError> {
         Command::Dispatch(DispatchCmd::Resume) => {
             let store = open(&settings).await?;
             let cleared = store.resume_dispatch().await.map_err(anyhow::Error::from)?;
-            println!("{}", if cleared { "dispatching resumed" } else { "dispatching was not paused" });
+            println!(
+                "{}",
+                if cleared {
+                    "dispatching resumed"
+                } else {
+                    "dispatching was not paused"
+                }
+            );
             Ok(())
         }
         Command::Run(args) => run::run(settings, cli.config.clone(), args).await,

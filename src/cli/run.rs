@@ -12,7 +12,11 @@ use crate::daemon::{self, Control, RunOptions};
 use crate::error::{CliError, Exit};
 
 /// Runs the daemon; SIGTERM/SIGINT stop it cleanly, SIGHUP reloads.
-pub async fn run(settings: Settings, config_file: Option<std::path::PathBuf>, args: RunArgs) -> Result<(), CliError> {
+pub async fn run(
+    settings: Settings,
+    config_file: Option<std::path::PathBuf>,
+    args: RunArgs,
+) -> Result<(), CliError> {
     let (tx, rx) = mpsc::channel(8);
     let mut term = signal(SignalKind::terminate()).map_err(anyhow::Error::from)?;
     let mut int = signal(SignalKind::interrupt()).map_err(anyhow::Error::from)?;
@@ -29,7 +33,10 @@ pub async fn run(settings: Settings, config_file: Option<std::path::PathBuf>, ar
             }
         }
     });
-    let opts = RunOptions { until_idle: args.until_idle, config_file };
+    let opts = RunOptions {
+        until_idle: args.until_idle,
+        config_file,
+    };
     daemon::run(settings, Arc::new(SystemClock), opts, rx).await?;
     Ok(())
 }
@@ -38,9 +45,17 @@ pub async fn run(settings: Settings, config_file: Option<std::path::PathBuf>, ar
 pub async fn simulate(args: SimulateArgs) -> Result<(), CliError> {
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
-        .map_err(|e| CliError::msg(Exit::Usage, format!("cannot listen on {}: {e}", args.listen)))?;
+        .map_err(|e| {
+            CliError::msg(
+                Exit::Usage,
+                format!("cannot listen on {}: {e}", args.listen),
+            )
+        })?;
     let addr = listener.local_addr().map_err(anyhow::Error::from)?;
-    eprintln!("dialerd simulate: OmniDimension-compatible API at http://{addr}/api/v1 (api key {:?})", args.sim.api_key);
+    eprintln!(
+        "dialerd simulate: OmniDimension-compatible API at http://{addr}/api/v1 (api key {:?})",
+        args.sim.api_key
+    );
     let mut term = signal(SignalKind::terminate()).map_err(anyhow::Error::from)?;
     let stop = async move {
         tokio::select! {

@@ -104,9 +104,11 @@ impl Settings {
         file: Option<&Path>,
         env: &HashMap<String, String>,
     ) -> Result<Self, ConfigError> {
-        let file = file
-            .map(Path::to_path_buf)
-            .or_else(|| env.get("DIALERD_CONFIG").filter(|s| !s.is_empty()).map(PathBuf::from));
+        let file = file.map(Path::to_path_buf).or_else(|| {
+            env.get("DIALERD_CONFIG")
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+        });
         let raw = merge(file.as_deref(), env)?;
         Self::from_raw(raw, file, env)
     }
@@ -124,7 +126,8 @@ impl Settings {
             from_number_id: d.from_number_id,
             schedule: Schedule::parse(&d.schedule)
                 .map_err(|m| invalid("campaign_defaults.schedule", m))?,
-            timezone: parse_tz(&d.timezone).map_err(|m| invalid("campaign_defaults.timezone", m))?,
+            timezone: parse_tz(&d.timezone)
+                .map_err(|m| invalid("campaign_defaults.timezone", m))?,
             window: Window::parse(&d.window).map_err(|m| invalid("campaign_defaults.window", m))?,
             max_attempts: d.max_attempts,
             retry_delay_secs: d.retry_delay_secs,
@@ -139,7 +142,10 @@ impl Settings {
         };
         let base_url = raw.provider.base_url.trim_end_matches('/').to_string();
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-            return Err(invalid("provider.base_url", format!("{base_url:?} is not an http(s) URL")));
+            return Err(invalid(
+                "provider.base_url",
+                format!("{base_url:?} is not an http(s) URL"),
+            ));
         }
         let metrics_listen = raw
             .metrics
@@ -147,9 +153,17 @@ impl Settings {
             .as_deref()
             .map(|s| s.parse::<SocketAddr>())
             .transpose()
-            .map_err(|e| invalid("metrics.listen", format!("not an address like 127.0.0.1:9184: {e}")))?;
+            .map_err(|e| {
+                invalid(
+                    "metrics.listen",
+                    format!("not an address like 127.0.0.1:9184: {e}"),
+                )
+            })?;
         if !["text", "json"].contains(&raw.log.format.as_str()) {
-            return Err(invalid("log.format", format!("{:?} is not text or json", raw.log.format)));
+            return Err(invalid(
+                "log.format",
+                format!("{:?} is not text or json", raw.log.format),
+            ));
         }
         tracing_subscriber::EnvFilter::try_new(&raw.log.level)
             .map_err(|e| invalid("log.level", format!("{:?}: {e}", raw.log.level)))?;
@@ -171,7 +185,8 @@ impl Settings {
     /// The effective configuration as TOML, with where the API key comes from
     /// but never the key.
     pub fn redacted_toml(&self) -> String {
-        let body = toml::to_string_pretty(&self.raw).unwrap_or_else(|e| format!("# (cannot render: {e})\n"));
+        let body = toml::to_string_pretty(&self.raw)
+            .unwrap_or_else(|e| format!("# (cannot render: {e})\n"));
         let key = match (&self.api_key, &self.key_source) {
             (Some(_), KeySource::Env) => "[redacted] (from DIALERD_API_KEY)".to_string(),
             (Some(_), KeySource::File(p)) => format!("[redacted] (from {})", p.display()),
@@ -189,10 +204,11 @@ impl Settings {
 
 /// Layers defaults, the file and the environment into one [`RawConfig`].
 fn merge(file: Option<&Path>, env: &HashMap<String, String>) -> Result<RawConfig, ConfigError> {
-    let defaults = config::Config::try_from(&RawConfig::default()).map_err(|e| ConfigError::Load {
-        origin: "defaults".into(),
-        message: e.to_string(),
-    })?;
+    let defaults =
+        config::Config::try_from(&RawConfig::default()).map_err(|e| ConfigError::Load {
+            origin: "defaults".into(),
+            message: e.to_string(),
+        })?;
     let mut builder = config::Config::builder().add_source(defaults);
     let origin = match file {
         Some(path) => {
@@ -233,10 +249,12 @@ fn merge(file: Option<&Path>, env: &HashMap<String, String>) -> Result<RawConfig
         origin: origin.clone(),
         message: e.to_string(),
     })?;
-    merged.try_deserialize::<RawConfig>().map_err(|e| ConfigError::Load {
-        origin,
-        message: explain(e.to_string()),
-    })
+    merged
+        .try_deserialize::<RawConfig>()
+        .map_err(|e| ConfigError::Load {
+            origin,
+            message: explain(e.to_string()),
+        })
 }
 
 /// Adds a hint to the most common mistake: an API key in the file.
@@ -253,18 +271,31 @@ fn explain(msg: String) -> String {
 
 fn validate_numbers(raw: &RawConfig) -> Result<(), ConfigError> {
     let d = &raw.dispatch;
-    if !(d.rate_per_second.is_finite() && d.rate_per_second > 0.0 && d.rate_per_second <= 10_000.0) {
-        return Err(invalid("dispatch.rate_per_second", "must be a number above 0 and at most 10000"));
+    if !(d.rate_per_second.is_finite() && d.rate_per_second > 0.0 && d.rate_per_second <= 10_000.0)
+    {
+        return Err(invalid(
+            "dispatch.rate_per_second",
+            "must be a number above 0 and at most 10000",
+        ));
     }
     let positive: [(&str, u64); 9] = [
         ("dispatch.burst", d.burst.into()),
         ("dispatch.max_in_flight", d.max_in_flight.into()),
         ("dispatch.retry_max_tries", d.retry_max_tries.into()),
         ("dispatch.claim_batch", d.claim_batch.into()),
-        ("provider.request_timeout_ms", raw.provider.request_timeout_ms),
+        (
+            "provider.request_timeout_ms",
+            raw.provider.request_timeout_ms,
+        ),
         ("reconcile.page_size", raw.reconcile.page_size.into()),
-        ("reconcile.max_pages_per_poll", raw.reconcile.max_pages_per_poll.into()),
-        ("campaign_defaults.max_attempts", raw.campaign_defaults.max_attempts.into()),
+        (
+            "reconcile.max_pages_per_poll",
+            raw.reconcile.max_pages_per_poll.into(),
+        ),
+        (
+            "campaign_defaults.max_attempts",
+            raw.campaign_defaults.max_attempts.into(),
+        ),
         ("daemon.heartbeat_secs", raw.daemon.heartbeat_secs),
     ];
     for (key, v) in positive {
@@ -276,9 +307,15 @@ fn validate_numbers(raw: &RawConfig) -> Result<(), ConfigError> {
         return Err(invalid("reconcile.page_size", "must be at most 1000"));
     }
     for (key, v) in [
-        ("reconcile.poll_interval_secs", raw.reconcile.poll_interval_secs),
+        (
+            "reconcile.poll_interval_secs",
+            raw.reconcile.poll_interval_secs,
+        ),
         ("inbox.poll_interval_secs", raw.inbox.poll_interval_secs),
-        ("daemon.campaign_refresh_secs", raw.daemon.campaign_refresh_secs),
+        (
+            "daemon.campaign_refresh_secs",
+            raw.daemon.campaign_refresh_secs,
+        ),
     ] {
         if !(v.is_finite() && v > 0.0 && v <= 86_400.0) {
             return Err(invalid(key, "must be a number of seconds above 0"));
@@ -306,9 +343,13 @@ pub fn parse_outcomes(items: &[String]) -> Result<Vec<Outcome>, String> {
         if t.is_empty() {
             continue;
         }
-        let o: Outcome = t.parse().map_err(|e: crate::domain::UnknownVariant| e.to_string())?;
+        let o: Outcome = t
+            .parse()
+            .map_err(|e: crate::domain::UnknownVariant| e.to_string())?;
         if matches!(o, Outcome::Completed | Outcome::Unknown) {
-            return Err(format!("{t} cannot be retried (a completed call is done; an unknown one may have happened)"));
+            return Err(format!(
+                "{t} cannot be retried (a completed call is done; an unknown one may have happened)"
+            ));
         }
         if !out.contains(&o) {
             out.push(o);
@@ -321,16 +362,26 @@ fn resolve_api_key(
     raw: &RawConfig,
     env: &HashMap<String, String>,
 ) -> Result<(Option<ApiKey>, KeySource), ConfigError> {
-    if let Some(k) = env.get("DIALERD_API_KEY").and_then(|v| ApiKey::new(v.as_str())) {
+    if let Some(k) = env
+        .get("DIALERD_API_KEY")
+        .and_then(|v| ApiKey::new(v.as_str()))
+    {
         return Ok((Some(k), KeySource::Env));
     }
     if let Some(path) = &raw.provider.api_key_file {
         let path = PathBuf::from(path);
         let text = std::fs::read_to_string(&path).map_err(|e| {
-            invalid("provider.api_key_file", format!("cannot read {}: {e}", path.display()))
+            invalid(
+                "provider.api_key_file",
+                format!("cannot read {}: {e}", path.display()),
+            )
         })?;
-        let key = ApiKey::new(text)
-            .ok_or_else(|| invalid("provider.api_key_file", format!("{} is empty", path.display())))?;
+        let key = ApiKey::new(text).ok_or_else(|| {
+            invalid(
+                "provider.api_key_file",
+                format!("{} is empty", path.display()),
+            )
+        })?;
         return Ok((Some(key), KeySource::File(path)));
     }
     if let Some(dir) = env.get("CREDENTIALS_DIRECTORY").filter(|d| !d.is_empty()) {

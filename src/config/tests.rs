@@ -1,7 +1,10 @@
 use super::*;
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
@@ -26,13 +29,18 @@ fn defaults_apply_without_a_file() {
 #[test]
 fn the_file_overrides_defaults_and_the_environment_overrides_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let f = write(&dir, "d.toml", "[dispatch]\nrate_per_second = 2.5\nburst = 3\n[database]\npath = \"/tmp/x.db\"\n");
+    let f = write(
+        &dir,
+        "d.toml",
+        "[dispatch]\nrate_per_second = 2.5\nburst = 3\n[database]\npath = \"/tmp/x.db\"\n",
+    );
     let s = Settings::load_with_env(Some(&f), &env(&[("DIALERD_DISPATCH__BURST", "7")])).unwrap();
     assert_eq!(s.raw.dispatch.rate_per_second, 2.5);
     assert_eq!(s.raw.dispatch.burst, 7);
     assert_eq!(s.database_path, PathBuf::from("/tmp/x.db"));
     // DIALERD_CONFIG names the file when --config is absent.
-    let s = Settings::load_with_env(None, &env(&[("DIALERD_CONFIG", f.to_str().unwrap())])).unwrap();
+    let s =
+        Settings::load_with_env(None, &env(&[("DIALERD_CONFIG", f.to_str().unwrap())])).unwrap();
     assert_eq!(s.raw.dispatch.burst, 3);
 }
 
@@ -40,30 +48,66 @@ fn the_file_overrides_defaults_and_the_environment_overrides_the_file() {
 fn an_unknown_key_is_an_error_naming_the_file_and_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let f = write(&dir, "d.toml", "[dispatch]\nrate_per_secnd = 2\n");
-    let err = Settings::load_with_env(Some(&f), &env(&[])).unwrap_err().to_string();
-    assert!(err.contains("d.toml") && err.contains("rate_per_secnd"), "{err}");
+    let err = Settings::load_with_env(Some(&f), &env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("d.toml") && err.contains("rate_per_secnd"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_wrong_type_and_malformed_toml_are_errors_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let f = write(&dir, "d.toml", "[dispatch]\nmax_in_flight = \"lots\"\n");
-    let err = Settings::load_with_env(Some(&f), &env(&[])).unwrap_err().to_string();
-    assert!(err.contains("d.toml") && err.contains("max_in_flight"), "{err}");
+    let err = Settings::load_with_env(Some(&f), &env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("d.toml") && err.contains("max_in_flight"),
+        "{err}"
+    );
     let f = write(&dir, "e.toml", "[dispatch\n");
-    let err = Settings::load_with_env(Some(&f), &env(&[])).unwrap_err().to_string();
+    let err = Settings::load_with_env(Some(&f), &env(&[]))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("e.toml"), "{err}");
 }
 
 #[test]
 fn bad_values_name_their_key() {
     let cases = [
-        ("DIALERD_CAMPAIGN_DEFAULTS__SCHEDULE", "every day", "campaign_defaults.schedule"),
-        ("DIALERD_CAMPAIGN_DEFAULTS__WINDOW", "9-5", "campaign_defaults.window"),
-        ("DIALERD_CAMPAIGN_DEFAULTS__TIMEZONE", "Mars/Base", "campaign_defaults.timezone"),
-        ("DIALERD_DISPATCH__RATE_PER_SECOND", "0", "dispatch.rate_per_second"),
-        ("DIALERD_CAMPAIGN_DEFAULTS__REGION", "ZZZ", "campaign_defaults.region"),
-        ("DIALERD_CAMPAIGN_DEFAULTS__RETRY_OUTCOMES", "busy,completed", "campaign_defaults.retry_outcomes"),
+        (
+            "DIALERD_CAMPAIGN_DEFAULTS__SCHEDULE",
+            "every day",
+            "campaign_defaults.schedule",
+        ),
+        (
+            "DIALERD_CAMPAIGN_DEFAULTS__WINDOW",
+            "9-5",
+            "campaign_defaults.window",
+        ),
+        (
+            "DIALERD_CAMPAIGN_DEFAULTS__TIMEZONE",
+            "Mars/Base",
+            "campaign_defaults.timezone",
+        ),
+        (
+            "DIALERD_DISPATCH__RATE_PER_SECOND",
+            "0",
+            "dispatch.rate_per_second",
+        ),
+        (
+            "DIALERD_CAMPAIGN_DEFAULTS__REGION",
+            "ZZZ",
+            "campaign_defaults.region",
+        ),
+        (
+            "DIALERD_CAMPAIGN_DEFAULTS__RETRY_OUTCOMES",
+            "busy,completed",
+            "campaign_defaults.retry_outcomes",
+        ),
         ("DIALERD_METRICS__LISTEN", "nowhere", "metrics.listen"),
     ];
     for (k, v, key) in cases {
@@ -77,7 +121,9 @@ fn bad_values_name_their_key() {
 fn an_api_key_in_the_file_is_refused_with_a_hint() {
     let dir = tempfile::tempdir().unwrap();
     let f = write(&dir, "d.toml", "[provider]\napi_key = \"sk-live-123\"\n");
-    let err = Settings::load_with_env(Some(&f), &env(&[])).unwrap_err().to_string();
+    let err = Settings::load_with_env(Some(&f), &env(&[]))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("DIALERD_API_KEY"), "{err}");
     assert!(!err.contains("sk-live-123"), "{err}");
 }
@@ -89,11 +135,26 @@ fn the_api_key_comes_from_env_then_file_then_credentials_directory() {
     let creds = tempfile::tempdir().unwrap();
     std::fs::write(creds.path().join("api_key"), "from-creds").unwrap();
     let creds_dir = creds.path().to_str().unwrap();
-    let cfg = write(&dir, "d.toml", &format!("[provider]\napi_key_file = {:?}\n", keyfile.to_str().unwrap()));
+    let cfg = write(
+        &dir,
+        "d.toml",
+        &format!(
+            "[provider]\napi_key_file = {:?}\n",
+            keyfile.to_str().unwrap()
+        ),
+    );
 
-    let s = Settings::load_with_env(Some(&cfg), &env(&[("DIALERD_API_KEY", "from-env"), ("CREDENTIALS_DIRECTORY", creds_dir)])).unwrap();
+    let s = Settings::load_with_env(
+        Some(&cfg),
+        &env(&[
+            ("DIALERD_API_KEY", "from-env"),
+            ("CREDENTIALS_DIRECTORY", creds_dir),
+        ]),
+    )
+    .unwrap();
     assert_eq!(s.api_key.unwrap().expose(), "from-env");
-    let s = Settings::load_with_env(Some(&cfg), &env(&[("CREDENTIALS_DIRECTORY", creds_dir)])).unwrap();
+    let s =
+        Settings::load_with_env(Some(&cfg), &env(&[("CREDENTIALS_DIRECTORY", creds_dir)])).unwrap();
     assert_eq!(s.api_key.unwrap().expose(), "from-file");
     let s = Settings::load_with_env(None, &env(&[("CREDENTIALS_DIRECTORY", creds_dir)])).unwrap();
     assert_eq!(s.api_key.unwrap().expose(), "from-creds");
@@ -102,16 +163,24 @@ fn the_api_key_comes_from_env_then_file_then_credentials_directory() {
 
 #[test]
 fn a_missing_key_file_is_a_config_error() {
-    let err = Settings::load_with_env(None, &env(&[("DIALERD_PROVIDER__API_KEY_FILE", "/nonexistent/key")])).unwrap_err();
+    let err = Settings::load_with_env(
+        None,
+        &env(&[("DIALERD_PROVIDER__API_KEY_FILE", "/nonexistent/key")]),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("provider.api_key_file"), "{err}");
 }
 
 #[test]
 fn check_config_output_redacts_the_key() {
-    let s = Settings::load_with_env(None, &env(&[("DIALERD_API_KEY", "sk-top-secret-42")])).unwrap();
+    let s =
+        Settings::load_with_env(None, &env(&[("DIALERD_API_KEY", "sk-top-secret-42")])).unwrap();
     let out = s.redacted_toml();
     assert!(!out.contains("sk-top-secret-42"), "{out}");
-    assert!(out.contains("[redacted]") && out.contains("rate_per_second"), "{out}");
+    assert!(
+        out.contains("[redacted]") && out.contains("rate_per_second"),
+        "{out}"
+    );
     assert!(!format!("{s:?}").contains("sk-top-secret-42"));
 }
 
@@ -121,5 +190,8 @@ fn the_shipped_config_file_documents_exactly_the_defaults() {
     let s = Settings::load_with_env(Some(&path), &env(&[])).unwrap();
     let shipped = toml::to_string(&s.raw).unwrap();
     let defaults = toml::to_string(&RawConfig::default()).unwrap();
-    assert_eq!(shipped, defaults, "config/dialerd.toml and the built-in defaults disagree");
+    assert_eq!(
+        shipped, defaults,
+        "config/dialerd.toml and the built-in defaults disagree"
+    );
 }

@@ -52,7 +52,9 @@ impl Engine {
         let rules = match c.rules() {
             Ok(r) => r,
             Err(reason) => {
-                self.store.set_campaign_status(c.id, CampaignStatus::Paused, Some(&reason)).await?;
+                self.store
+                    .set_campaign_status(c.id, CampaignStatus::Paused, Some(&reason))
+                    .await?;
                 tracing::error!(campaign = %c.name, %reason, "campaign paused: its settings are invalid");
                 return Ok(report);
             }
@@ -61,7 +63,9 @@ impl Engine {
         let agent = c.agent_id.or(cfg.defaults.agent_id);
         if agent.is_none() {
             let reason = "no agent_id: set the campaign's agent_id (or campaign_defaults.agent_id), then resume it";
-            self.store.set_campaign_status(c.id, CampaignStatus::Paused, Some(reason)).await?;
+            self.store
+                .set_campaign_status(c.id, CampaignStatus::Paused, Some(reason))
+                .await?;
             tracing::error!(campaign = %c.name, reason, "campaign paused");
             return Ok(report);
         }
@@ -71,9 +75,14 @@ impl Engine {
             if self.stopping() || self.auth_paused.load(Ordering::SeqCst) {
                 break;
             }
-            let Some(permits) = self.take_permits(c).await? else { break };
+            let Some(permits) = self.take_permits(c).await? else {
+                break;
+            };
             let now = self.clock.now();
-            let due = self.store.due_contacts(c.id, now, (permits.len() as i64).max(32)).await?;
+            let due = self
+                .store
+                .due_contacts(c.id, now, (permits.len() as i64).max(32))
+                .await?;
             if due.is_empty() {
                 break;
             }
@@ -100,7 +109,9 @@ impl Engine {
                     }
                 })
                 .collect();
-            let wanted_dial = decisions.iter().any(|(_, d)| matches!(d, ClaimDecision::Dial { .. }));
+            let wanted_dial = decisions
+                .iter()
+                .any(|(_, d)| matches!(d, ClaimDecision::Dial { .. }));
             let claimed = self.store.apply_claims(c.id, &decisions).await?;
             if wanted_dial && claimed.is_empty() {
                 // The campaign or dispatching was paused meanwhile, or another
@@ -111,7 +122,10 @@ impl Engine {
                 let engine = self.clone();
                 let from = c.from_number_id;
                 let span = tracing::info_span!("attempt", campaign = %c.name, contact = claim.contact_id, attempt = claim.attempt_id);
-                tasks.spawn(async move { engine.send_and_record(claim, from, permit).await }.instrument(span));
+                tasks.spawn(
+                    async move { engine.send_and_record(claim, from, permit).await }
+                        .instrument(span),
+                );
             }
             // Reap finished sends as we go, so a long sweep does not accumulate them.
             while let Some(done) = tasks.try_join_next() {
@@ -127,7 +141,10 @@ impl Engine {
     /// Waits for room to claim a batch (and for live-call room), and takes
     /// it: a claim batch's worth of the claim budget, so contacts are claimed
     /// in batches (one commit each) while the previous batch is being sent.
-    async fn take_permits(&self, c: &Campaign) -> anyhow::Result<Option<Vec<OwnedSemaphorePermit>>> {
+    async fn take_permits(
+        &self,
+        c: &Campaign,
+    ) -> anyhow::Result<Option<Vec<OwnedSemaphorePermit>>> {
         let cfg = self.config();
         let cap = c
             .max_live_calls
@@ -160,7 +177,12 @@ impl Engine {
         Ok(Some(permits))
     }
 
-    async fn send_and_record(self: Arc<Self>, claim: Claimed, from_number_id: Option<i64>, permit: OwnedSemaphorePermit) -> SendResult {
+    async fn send_and_record(
+        self: Arc<Self>,
+        claim: Claimed,
+        from_number_id: Option<i64>,
+        permit: OwnedSemaphorePermit,
+    ) -> SendResult {
         let mut shutdown = self.shutdown.clone();
         let slot = tokio::select! {
             slot = self.in_flight.sem().acquire_owned() => slot.ok(),
@@ -174,14 +196,28 @@ impl Engine {
                 drop(slot);
                 sent
             }
-            None => (SendResult::NotSent { error: "not sent: the daemon is stopping".into(), retry_at: self.clock.now() }, 0),
+            None => (
+                SendResult::NotSent {
+                    error: "not sent: the daemon is stopping".into(),
+                    retry_at: self.clock.now(),
+                },
+                0,
+            ),
         };
         drop(permit);
-        metrics::counter!("dialerd_dispatches_total", "result" => result_label(&result)).increment(1);
+        metrics::counter!("dialerd_dispatches_total", "result" => result_label(&result))
+            .increment(1);
         self.note_rejections(claim.campaign_id, &result).await;
-        let record = AttemptResult { attempt_id: claim.attempt_id, contact_id: claim.contact_id, tries, result: result.clone() };
+        let record = AttemptResult {
+            attempt_id: claim.attempt_id,
+            contact_id: claim.contact_id,
+            tries,
+            result: result.clone(),
+        };
         if !self.writer.write(record).await {
-            tracing::error!("result not recorded; the attempt will be treated as uncertain at the next start");
+            tracing::error!(
+                "result not recorded; the attempt will be treated as uncertain at the next start"
+            );
         }
         result
     }
@@ -195,17 +231,27 @@ impl Engine {
             call_context: context_object(&claim.call_context),
             from_number_id,
         };
-        let mut delays = retry::backoff(cfg.retry_min_delay, cfg.retry_max_delay, cfg.retry_max_tries);
+        let mut delays = retry::backoff(
+            cfg.retry_min_delay,
+            cfg.retry_max_delay,
+            cfg.retry_max_tries,
+        );
         let mut tries = 0u32;
         let mut shutdown = self.shutdown.clone();
         loop {
             // Before each try: still allowed to send? Then the Retry-After gate and the rate.
-            let not_sent = |why: String| SendResult::NotSent { error: why, retry_at: self.clock.now() };
+            let not_sent = |why: String| SendResult::NotSent {
+                error: why,
+                retry_at: self.clock.now(),
+            };
             if self.stopping() {
                 return (not_sent("not sent: the daemon is stopping".into()), tries);
             }
             if self.auth_paused.load(Ordering::SeqCst) {
-                return (not_sent("not sent: dispatching is paused (the API refused the key)".into()), tries);
+                return (
+                    not_sent("not sent: dispatching is paused (the API refused the key)".into()),
+                    tries,
+                );
             }
             tokio::select! {
                 _ = self.wait_for_turn() => {}
@@ -215,22 +261,43 @@ impl Engine {
             let err = match self.client().dispatch(&req).await {
                 Ok(acc) => {
                     tracing::info!(request_id = %acc.request_id, tries, "dispatch accepted");
-                    return (SendResult::Accepted { request_id: acc.request_id, raw_response: acc.raw.to_string() }, tries);
+                    return (
+                        SendResult::Accepted {
+                            request_id: acc.request_id,
+                            raw_response: acc.raw.to_string(),
+                        },
+                        tries,
+                    );
                 }
                 Err(e) => e,
             };
             match err.kind() {
                 ErrorKind::Ambiguous => {
                     tracing::warn!(error = %err, "dispatch outcome uncertain; left to the reconciler, never retried blindly");
-                    return (SendResult::Uncertain { error: err.to_string() }, tries);
+                    return (
+                        SendResult::Uncertain {
+                            error: err.to_string(),
+                        },
+                        tries,
+                    );
                 }
                 ErrorKind::Permanent => {
                     tracing::warn!(error = %err, "dispatch rejected");
-                    return (SendResult::Rejected { error: err.to_string() }, tries);
+                    return (
+                        SendResult::Rejected {
+                            error: err.to_string(),
+                        },
+                        tries,
+                    );
                 }
                 ErrorKind::Unauthorized => {
                     self.pause_for_auth(&err).await;
-                    return (SendResult::Unauthorized { error: err.to_string() }, tries);
+                    return (
+                        SendResult::Unauthorized {
+                            error: err.to_string(),
+                        },
+                        tries,
+                    );
                 }
                 ErrorKind::Retryable | ErrorKind::RateLimited => {}
             }
@@ -244,12 +311,24 @@ impl Engine {
                 // Longer than this attempt may wait: hand the contact back, due
                 // when the server allows, rather than hold a slot that long.
                 tracing::warn!(error = %err, ?ra, "the API asked to wait longer than dispatch.retry_max_delay_secs; not sent");
-                return (SendResult::NotSent { error: format!("not sent: {err}"), retry_at: after(now, ra) }, tries);
+                return (
+                    SendResult::NotSent {
+                        error: format!("not sent: {err}"),
+                        retry_at: after(now, ra),
+                    },
+                    tries,
+                );
             }
             let Some(backoff) = delays.next() else {
                 tracing::warn!(error = %err, tries, "dispatch not sent after every safe retry");
                 let retry_at = after(now, cfg.retry_max_delay);
-                return (SendResult::NotSent { error: format!("not sent after {tries} tries: {err}"), retry_at }, tries);
+                return (
+                    SendResult::NotSent {
+                        error: format!("not sent after {tries} tries: {err}"),
+                        retry_at,
+                    },
+                    tries,
+                );
             };
             let wait = backoff.max(retry_after.unwrap_or(Duration::ZERO));
             tracing::debug!(error = %err, ?wait, tries, "safe to retry; waiting");
@@ -320,16 +399,26 @@ impl Engine {
         if count >= REJECTIONS_BEFORE_PAUSE
             && let SendResult::Rejected { error } = result
         {
-            let reason = format!("{count} requests in a row rejected by the API (last: {error}); check agent_id and from_number_id, then resume");
+            let reason = format!(
+                "{count} requests in a row rejected by the API (last: {error}); check agent_id and from_number_id, then resume"
+            );
             tracing::error!(campaign_id, %reason, "campaign paused");
-            if let Err(e) = self.store.set_campaign_status(campaign_id, CampaignStatus::Paused, Some(&reason)).await {
+            if let Err(e) = self
+                .store
+                .set_campaign_status(campaign_id, CampaignStatus::Paused, Some(&reason))
+                .await
+            {
                 tracing::error!(error = %e, "cannot pause the campaign");
             }
         }
     }
 
     /// Validates contacts that another program inserted before their first dial.
-    async fn validate_direct_inserts(&self, c: &Campaign, region: Option<phonenumber::country::Id>) -> anyhow::Result<()> {
+    async fn validate_direct_inserts(
+        &self,
+        c: &Campaign,
+        region: Option<phonenumber::country::Id>,
+    ) -> anyhow::Result<()> {
         loop {
             let rows = self.store.unvalidated_contacts(c.id, 500).await?;
             if rows.is_empty() {
@@ -337,7 +426,16 @@ impl Engine {
             }
             let results: Vec<_> = rows
                 .iter()
-                .map(|r| (r.id, crate::import::validate_direct(&r.phone_number, r.timezone.as_deref(), region)))
+                .map(|r| {
+                    (
+                        r.id,
+                        crate::import::validate_direct(
+                            &r.phone_number,
+                            r.timezone.as_deref(),
+                            region,
+                        ),
+                    )
+                })
                 .collect();
             self.store.store_validations(&results).await?;
         }

@@ -140,7 +140,10 @@ pub(crate) struct Pool {
 
 impl Pool {
     fn new(size: usize) -> Self {
-        Self { sem: Arc::new(Semaphore::new(size)), size: Mutex::new(size) }
+        Self {
+            sem: Arc::new(Semaphore::new(size)),
+            size: Mutex::new(size),
+        }
     }
 
     /// The current size.
@@ -233,7 +236,10 @@ impl Engine {
 
     /// Campaigns with a sweep running now.
     pub fn sweeps_running(&self) -> usize {
-        self.sweeping.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.sweeping
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 
     /// Dispatch requests in flight now.
@@ -253,10 +259,16 @@ impl Engine {
     }
 
     fn client(&self) -> Client {
-        self.client.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.client
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn limiter(&self) -> Arc<DefaultDirectRateLimiter> {
-        self.limiter.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.limiter
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }

@@ -61,9 +61,9 @@ pub fn after_outcome(
         return ContactNext::Final(ContactState::Cancelled);
     }
     match rules.retry_delay(outcome) {
-        Some(delay) if attempts < i64::from(rules.max_attempts) => {
-            ContactNext::RetryAt(crate::clock::plus(now, std::time::Duration::from_secs(delay)))
-        }
+        Some(delay) if attempts < i64::from(rules.max_attempts) => ContactNext::RetryAt(
+            crate::clock::plus(now, std::time::Duration::from_secs(delay)),
+        ),
         // Not retried (an unknown outcome may have reached the person) or no attempts left.
         _ => ContactNext::Final(ContactState::Exhausted),
     }
@@ -82,7 +82,12 @@ mod tests {
             window: Window::parse(window).unwrap(),
             max_attempts: 3,
             retry_delay_secs: 3600,
-            retry_outcomes: vec![Outcome::NoAnswer, Outcome::Busy, Outcome::Failed, Outcome::Voicemail],
+            retry_outcomes: vec![
+                Outcome::NoAnswer,
+                Outcome::Busy,
+                Outcome::Failed,
+                Outcome::Voicemail,
+            ],
             retry_delays: vec![(Outcome::Busy, 600)],
             region: None,
         }
@@ -106,7 +111,10 @@ mod tests {
         let mut c = contact("+442079460958", Some("Europe/London"), 0);
         c.on_dnc = true;
         let now = Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap();
-        assert!(matches!(decide(&c, &rules("00:00-24:00", "UTC"), Some(1), now), ClaimDecision::Suppress));
+        assert!(matches!(
+            decide(&c, &rules("00:00-24:00", "UTC"), Some(1), now),
+            ClaimDecision::Suppress
+        ));
     }
 
     #[test]
@@ -115,11 +123,16 @@ mod tests {
         let now = Utc.with_ymd_and_hms(2026, 6, 1, 13, 0, 0).unwrap();
         let r = rules("09:00-20:00", "Asia/Tokyo");
         let ny = contact("+442079460958", Some("America/New_York"), 0);
-        assert!(matches!(decide(&ny, &r, Some(7), now), ClaimDecision::Dial { agent_id: 7 }));
+        assert!(matches!(
+            decide(&ny, &r, Some(7), now),
+            ClaimDecision::Dial { agent_id: 7 }
+        ));
         let tokyo = contact("+442079460958", Some("Asia/Tokyo"), 0);
         match decide(&tokyo, &r, Some(7), now) {
             // Next 09:00 in Tokyo is 00:00 UTC the next day.
-            ClaimDecision::Defer(t) => assert_eq!(t, Utc.with_ymd_and_hms(2026, 6, 2, 0, 0, 0).unwrap()),
+            ClaimDecision::Defer(t) => {
+                assert_eq!(t, Utc.with_ymd_and_hms(2026, 6, 2, 0, 0, 0).unwrap())
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -128,9 +141,23 @@ mod tests {
     fn no_attempts_left_exhausts_and_no_agent_invalidates() {
         let now = Utc.with_ymd_and_hms(2026, 6, 1, 13, 0, 0).unwrap();
         let r = rules("00:00-24:00", "UTC");
-        assert!(matches!(decide(&contact("+442079460958", None, 3), &r, Some(1), now), ClaimDecision::Exhaust));
-        assert!(matches!(decide(&contact("+442079460958", None, 0), &r, None, now), ClaimDecision::Invalid(_)));
-        assert!(matches!(decide(&contact("+442079460958", Some("Nowhere/Land"), 0), &r, Some(1), now), ClaimDecision::Invalid(_)));
+        assert!(matches!(
+            decide(&contact("+442079460958", None, 3), &r, Some(1), now),
+            ClaimDecision::Exhaust
+        ));
+        assert!(matches!(
+            decide(&contact("+442079460958", None, 0), &r, None, now),
+            ClaimDecision::Invalid(_)
+        ));
+        assert!(matches!(
+            decide(
+                &contact("+442079460958", Some("Nowhere/Land"), 0),
+                &r,
+                Some(1),
+                now
+            ),
+            ClaimDecision::Invalid(_)
+        ));
     }
 
     #[test]
@@ -138,7 +165,10 @@ mod tests {
         let now = Utc.with_ymd_and_hms(2026, 6, 1, 13, 0, 0).unwrap();
         let r = rules("00:00-24:00", "UTC");
         let active = CampaignStatus::Active;
-        assert!(matches!(after_outcome(Outcome::Completed, &r, 1, active, now), ContactNext::Final(ContactState::Done)));
+        assert!(matches!(
+            after_outcome(Outcome::Completed, &r, 1, active, now),
+            ContactNext::Final(ContactState::Done)
+        ));
         match after_outcome(Outcome::Busy, &r, 1, active, now) {
             ContactNext::RetryAt(t) => assert_eq!(t, now + chrono::Duration::seconds(600)),
             other => panic!("{other:?}"),
@@ -147,9 +177,18 @@ mod tests {
             ContactNext::RetryAt(t) => assert_eq!(t, now + chrono::Duration::seconds(3600)),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(after_outcome(Outcome::NoAnswer, &r, 3, active, now), ContactNext::Final(ContactState::Exhausted)));
-        assert!(matches!(after_outcome(Outcome::Unknown, &r, 1, active, now), ContactNext::Final(ContactState::Exhausted)));
-        assert!(matches!(after_outcome(Outcome::Cancelled, &r, 1, active, now), ContactNext::Final(ContactState::Exhausted)));
+        assert!(matches!(
+            after_outcome(Outcome::NoAnswer, &r, 3, active, now),
+            ContactNext::Final(ContactState::Exhausted)
+        ));
+        assert!(matches!(
+            after_outcome(Outcome::Unknown, &r, 1, active, now),
+            ContactNext::Final(ContactState::Exhausted)
+        ));
+        assert!(matches!(
+            after_outcome(Outcome::Cancelled, &r, 1, active, now),
+            ContactNext::Final(ContactState::Exhausted)
+        ));
         assert!(matches!(
             after_outcome(Outcome::Busy, &r, 1, CampaignStatus::Cancelled, now),
             ContactNext::Final(ContactState::Cancelled)

@@ -69,18 +69,36 @@ impl Engine {
     /// One reconcile round over every outstanding attempt.
     pub async fn reconcile_once(self: &Arc<Self>) -> anyhow::Result<ReconcileReport> {
         let outstanding = self.store.outstanding_attempts().await?;
-        let mut report = ReconcileReport { outstanding: outstanding.len(), ..Default::default() };
-        metrics::gauge!("dialerd_uncertain_attempts").set(outstanding.iter().filter(|a| a.state == "uncertain").count() as f64);
+        let mut report = ReconcileReport {
+            outstanding: outstanding.len(),
+            ..Default::default()
+        };
+        metrics::gauge!("dialerd_uncertain_attempts").set(
+            outstanding
+                .iter()
+                .filter(|a| a.state == "uncertain")
+                .count() as f64,
+        );
         if outstanding.is_empty() {
             self.store.complete_finished_campaigns().await?;
             return Ok(report);
         }
-        let campaigns: HashMap<i64, Campaign> = self.store.campaigns().await?.into_iter().map(|c| (c.id, c)).collect();
+        let campaigns: HashMap<i64, Campaign> = self
+            .store
+            .campaigns()
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c))
+            .collect();
         let mut agents: Vec<i64> = outstanding.iter().map(|a| a.agent_id).collect();
         agents.dedup();
         for agent in agents {
-            let mine: Vec<&Outstanding> = outstanding.iter().filter(|a| a.agent_id == agent).collect();
-            if let Err(e) = self.reconcile_agent(agent, &mine, &campaigns, &mut report).await {
+            let mine: Vec<&Outstanding> =
+                outstanding.iter().filter(|a| a.agent_id == agent).collect();
+            if let Err(e) = self
+                .reconcile_agent(agent, &mine, &campaigns, &mut report)
+                .await
+            {
                 report.errors += 1;
                 tracing::warn!(agent, error = %format!("{e:#}"), "cannot reconcile this agent's calls now; will retry");
             }
@@ -129,14 +147,23 @@ impl Engine {
         let mut hit_limit = false;
         let accepted_oldest = work.accepted_oldest;
         loop {
-            let facts = self.read_page(agent, page, &mut work, campaigns, &mut finals, skew, report).await?;
+            let facts = self
+                .read_page(agent, page, &mut work, campaigns, &mut finals, skew, report)
+                .await?;
             newest_first &= facts.newest_first;
-            let past = newest_first && facts.oldest.is_some_and(|t| accepted_oldest.is_none_or(|o| t < minus(o, skew)));
+            let past = newest_first
+                && facts
+                    .oldest
+                    .is_some_and(|t| accepted_oldest.is_none_or(|o| t < minus(o, skew)));
             if facts.last || past || (work.by_request.is_empty() && work.by_log_id.is_empty()) {
                 break;
             }
             if page >= cfg.max_pages_per_poll {
-                tracing::debug!(agent, page, "page limit reached before every accepted call was found");
+                tracing::debug!(
+                    agent,
+                    page,
+                    "page limit reached before every accepted call was found"
+                );
                 hit_limit = true;
                 break;
             }
@@ -144,8 +171,13 @@ impl Engine {
         }
         report.finalised += finals.len() as u64;
         self.store.record_outcomes(&finals).await?;
-        let head = DeepScan { started_at: round_start, next_page: page + 1, newest_first };
-        self.deep_scan(agent, head, hit_limit, &mut work, campaigns, skew, report).await?;
+        let head = DeepScan {
+            started_at: round_start,
+            next_page: page + 1,
+            newest_first,
+        };
+        self.deep_scan(agent, head, hit_limit, &mut work, campaigns, report)
+            .await?;
         self.expire_accepted(&work, campaigns, report).await
     }
 
@@ -163,12 +195,24 @@ impl Engine {
         report: &mut ReconcileReport,
     ) -> anyhow::Result<PageFacts> {
         let page_size = self.config().page_size;
-        let q = LogQuery { page, page_size, agent_id: Some(agent), call_status: None };
+        let q = LogQuery {
+            page,
+            page_size,
+            agent_id: Some(agent),
+            call_status: None,
+        };
         let logs = self.client().list_logs(&q).await?;
         report.list_requests += 1;
         metrics::counter!("dialerd_reconcile_list_requests_total").increment(1);
-        let mut facts = PageFacts { newest_first: true, oldest: None, last: logs.logs.is_empty() };
-        if logs.total_records.is_some_and(|t| u64::from(page) * u64::from(page_size) >= t) {
+        let mut facts = PageFacts {
+            newest_first: true,
+            oldest: None,
+            last: logs.logs.is_empty(),
+        };
+        if logs
+            .total_records
+            .is_some_and(|t| u64::from(page) * u64::from(page_size) >= t)
+        {
             facts.last = true;
         }
         let mut prev: Option<DateTime<Utc>> = None;
@@ -180,7 +224,11 @@ impl Engine {
                 prev = Some(t);
                 facts.oldest = Some(facts.oldest.map_or(t, |o: DateTime<Utc>| o.min(t)));
             }
-            let matched = match log.request_id.as_deref().and_then(|r| work.by_request.remove(r)) {
+            let matched = match log
+                .request_id
+                .as_deref()
+                .and_then(|r| work.by_request.remove(r))
+            {
                 Some(a) => Some(a),
                 None => match log.id.and_then(|id| work.by_log_id.remove(&id)) {
                     Some(a) => Some(a),
@@ -210,14 +258,18 @@ impl Engine {
         head_hit_limit: bool,
         work: &mut AgentWork<'a>,
         campaigns: &HashMap<i64, Campaign>,
-        skew: chrono::Duration,
         report: &mut ReconcileReport,
     ) -> anyhow::Result<()> {
         let cfg = self.config();
         let now = self.clock.now();
+        let skew = chrono::Duration::from_std(cfg.log_time_skew).unwrap_or_default();
         let grace = chrono::Duration::from_std(cfg.uncertain_grace).unwrap_or_default();
         let expired = |a: &Outstanding| now - from_db_text(&a.sent_at).unwrap_or(now) >= grace;
-        let unreached = work.by_request.values().chain(work.by_log_id.values()).filter(|_| head_hit_limit);
+        let unreached = work
+            .by_request
+            .values()
+            .chain(work.by_log_id.values())
+            .filter(|_| head_hit_limit);
         let Some(oldest) = work
             .uncertain
             .iter()
@@ -226,19 +278,39 @@ impl Engine {
             .map(|a| from_db_text(&a.sent_at).unwrap_or(chrono::DateTime::<Utc>::MIN_UTC))
             .min()
         else {
-            self.scans.lock().unwrap_or_else(|p| p.into_inner()).remove(&agent);
+            self.scans
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&agent);
             return Ok(());
         };
-        let scan = self.scans.lock().unwrap_or_else(|p| p.into_inner()).get(&agent).copied();
+        let scan = self
+            .scans
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&agent)
+            .copied();
         // A new scan goes on from the head scan, which just read the first pages.
         let mut scan = scan.unwrap_or(head);
         let mut finals = Vec::new();
         let mut covered = false;
         for _ in 0..cfg.max_pages_per_poll {
-            let facts = self.read_page(agent, scan.next_page, work, campaigns, &mut finals, skew, report).await?;
+            let facts = self
+                .read_page(
+                    agent,
+                    scan.next_page,
+                    work,
+                    campaigns,
+                    &mut finals,
+                    skew,
+                    report,
+                )
+                .await?;
             scan.newest_first &= facts.newest_first;
             scan.next_page += 1;
-            if facts.last || (scan.newest_first && facts.oldest.is_some_and(|t| t < minus(oldest, skew))) {
+            if facts.last
+                || (scan.newest_first && facts.oldest.is_some_and(|t| t < minus(oldest, skew)))
+            {
                 covered = true;
                 break;
             }
@@ -246,20 +318,37 @@ impl Engine {
         report.finalised += finals.len() as u64;
         self.store.record_outcomes(&finals).await?;
         if !covered {
-            self.scans.lock().unwrap_or_else(|p| p.into_inner()).insert(agent, scan);
+            self.scans
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(agent, scan);
             return Ok(());
         }
-        self.scans.lock().unwrap_or_else(|p| p.into_inner()).remove(&agent);
+        self.scans
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&agent);
         for a in work.uncertain.iter().filter(|a| expired(a)) {
-            let since = a.uncertain_at.as_deref().and_then(from_db_text).or_else(|| from_db_text(&a.sent_at));
+            let since = a
+                .uncertain_at
+                .as_deref()
+                .and_then(from_db_text)
+                .or_else(|| from_db_text(&a.sent_at));
             if since.is_none_or(|t| t > scan.started_at) {
                 // It became uncertain after this scan began: the next scan decides.
                 continue;
             }
             let why = format!("no call log appeared within {}s", grace.num_seconds());
-            if self.store.resolve_not_placed(a.id, a.contact_id, &why).await? {
+            if self
+                .store
+                .resolve_not_placed(a.id, a.contact_id, &why)
+                .await?
+            {
                 report.not_placed += 1;
-                tracing::info!(attempt = a.id, "uncertain attempt was not placed; the contact is due again");
+                tracing::info!(
+                    attempt = a.id,
+                    "uncertain attempt was not placed; the contact is due again"
+                );
             }
         }
         Ok(())
@@ -275,7 +364,9 @@ impl Engine {
         skew: chrono::Duration,
         report: &mut ReconcileReport,
     ) -> anyhow::Result<Option<&'a Outstanding>> {
-        let Some(to) = log.to_number.as_deref() else { return Ok(None) };
+        let Some(to) = log.to_number.as_deref() else {
+            return Ok(None);
+        };
         let candidates: Vec<usize> = work
             .uncertain
             .iter()
@@ -287,7 +378,9 @@ impl Engine {
             })
             .map(|(i, _)| i)
             .collect();
-        let Some(&first) = candidates.first() else { return Ok(None) };
+        let Some(&first) = candidates.first() else {
+            return Ok(None);
+        };
         if let Some(rid) = log.request_id.as_deref()
             && self.store.request_id_known(rid).await?
         {
@@ -299,7 +392,11 @@ impl Engine {
             return Ok(None);
         }
         let a = work.uncertain.remove(first);
-        if self.store.link_uncertain(a.id, log.request_id.as_deref(), log.id).await? {
+        if self
+            .store
+            .link_uncertain(a.id, log.request_id.as_deref(), log.id)
+            .await?
+        {
             report.linked += 1;
             tracing::info!(attempt = a.id, request_id = ?log.request_id, call_log = ?log.id, "uncertain attempt linked to the call it placed");
             Ok(Some(a))
@@ -357,21 +454,36 @@ impl Engine {
         Ok(())
     }
 
-    fn next_for(&self, a: &Outstanding, outcome: Outcome, campaigns: &HashMap<i64, Campaign>, now: DateTime<Utc>) -> ContactNext {
+    fn next_for(
+        &self,
+        a: &Outstanding,
+        outcome: Outcome,
+        campaigns: &HashMap<i64, Campaign>,
+        now: DateTime<Utc>,
+    ) -> ContactNext {
         let campaign = campaigns.get(&a.campaign_id);
-        let status = campaign.map(|c| c.status()).unwrap_or(CampaignStatus::Active);
+        let status = campaign
+            .map(|c| c.status())
+            .unwrap_or(CampaignStatus::Active);
         let rules: Option<CampaignRules> = campaign.and_then(|c| c.rules().ok());
         match rules {
             Some(r) => policy::after_outcome(outcome, &r, a.contact_attempts, status, now),
             // Unreadable rules: never redial on a guess.
-            None if outcome == Outcome::Completed => ContactNext::Final(crate::domain::ContactState::Done),
+            None if outcome == Outcome::Completed => {
+                ContactNext::Final(crate::domain::ContactState::Done)
+            }
             None => ContactNext::Final(crate::domain::ContactState::Exhausted),
         }
     }
 
     /// Gives outcome `unknown` to accepted attempts whose log was not found
     /// and that have waited past the outcome timeout.
-    async fn expire_accepted(&self, work: &AgentWork<'_>, campaigns: &HashMap<i64, Campaign>, report: &mut ReconcileReport) -> anyhow::Result<()> {
+    async fn expire_accepted(
+        &self,
+        work: &AgentWork<'_>,
+        campaigns: &HashMap<i64, Campaign>,
+        report: &mut ReconcileReport,
+    ) -> anyhow::Result<()> {
         let now = self.clock.now();
         let unknown: Vec<_> = work
             .by_request
@@ -390,12 +502,22 @@ impl Engine {
     /// Whether an accepted attempt has waited past `reconcile.outcome_timeout_secs`.
     fn timed_out(&self, a: &Outstanding, now: DateTime<Utc>) -> bool {
         let timeout = chrono::Duration::from_std(self.config().outcome_timeout).unwrap_or_default();
-        let since = a.accepted_at.as_deref().and_then(from_db_text).or_else(|| from_db_text(&a.sent_at)).unwrap_or(now);
+        let since = a
+            .accepted_at
+            .as_deref()
+            .and_then(from_db_text)
+            .or_else(|| from_db_text(&a.sent_at))
+            .unwrap_or(now);
         now - since >= timeout
     }
 
     /// Outcome `unknown` for an attempt whose call never showed a final log.
-    fn unknown_final(&self, a: &Outstanding, campaigns: &HashMap<i64, Campaign>, now: DateTime<Utc>) -> (i64, i64, FinalLog, ContactNext) {
+    fn unknown_final(
+        &self,
+        a: &Outstanding,
+        campaigns: &HashMap<i64, Campaign>,
+        now: DateTime<Utc>,
+    ) -> (i64, i64, FinalLog, ContactNext) {
         let log = FinalLog {
             outcome: Outcome::Unknown,
             provider_status: a.provider_status.clone(),
@@ -406,7 +528,12 @@ impl Engine {
             cost: None,
             raw_log: None,
         };
-        (a.id, a.contact_id, log, self.next_for(a, Outcome::Unknown, campaigns, now))
+        (
+            a.id,
+            a.contact_id,
+            log,
+            self.next_for(a, Outcome::Unknown, campaigns, now),
+        )
     }
 }
 

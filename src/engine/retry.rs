@@ -11,7 +11,11 @@ use chrono::{DateTime, Utc};
 use crate::clock::Clock;
 
 /// The delays between safe retries inside one attempt.
-pub fn backoff(min_delay: Duration, max_delay: Duration, max_tries: u32) -> impl Iterator<Item = Duration> {
+pub fn backoff(
+    min_delay: Duration,
+    max_delay: Duration,
+    max_tries: u32,
+) -> impl Iterator<Item = Duration> {
     ExponentialBuilder::default()
         .with_jitter()
         .with_min_delay(min_delay)
@@ -59,9 +63,13 @@ mod tests {
 
     #[test]
     fn backoff_is_bounded_in_count_and_size() {
-        let delays: Vec<_> = backoff(Duration::from_millis(100), Duration::from_secs(2), 6).collect();
+        let delays: Vec<_> =
+            backoff(Duration::from_millis(100), Duration::from_secs(2), 6).collect();
         assert_eq!(delays.len(), 5);
-        assert!(delays.iter().all(|d| *d <= Duration::from_secs(4)), "{delays:?}");
+        assert!(
+            delays.iter().all(|d| *d <= Duration::from_secs(4)),
+            "{delays:?}"
+        );
         assert!(delays[0] >= Duration::from_millis(100));
     }
 
@@ -78,6 +86,9 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
         clock.advance(Duration::from_secs(1));
-        tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }

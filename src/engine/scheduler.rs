@@ -28,11 +28,17 @@ impl Engine {
             return Ok((started, None));
         }
         // An operator cleared the pause (`dialerd dispatch resume`).
-        if self.auth_paused.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        if self
+            .auth_paused
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
             tracing::info!("dispatching resumed");
         }
         for id in self.store.reopen_campaigns_with_work().await? {
-            tracing::info!(campaign_id = id, "completed campaign has new contacts; active again");
+            tracing::info!(
+                campaign_id = id,
+                "completed campaign has new contacts; active again"
+            );
         }
         for c in self.store.campaigns().await? {
             if c.status() != CampaignStatus::Active {
@@ -41,12 +47,17 @@ impl Engine {
             let rules = match c.rules() {
                 Ok(r) => r,
                 Err(reason) => {
-                    self.store.set_campaign_status(c.id, CampaignStatus::Paused, Some(&reason)).await?;
+                    self.store
+                        .set_campaign_status(c.id, CampaignStatus::Paused, Some(&reason))
+                        .await?;
                     tracing::error!(campaign = %c.name, %reason, "campaign paused: its settings are invalid");
                     continue;
                 }
             };
-            let due_at = c.next_sweep_at.as_deref().and_then(crate::clock::from_db_text);
+            let due_at = c
+                .next_sweep_at
+                .as_deref()
+                .and_then(crate::clock::from_db_text);
             let next_after_now = rules.schedule.next_after(now, rules.timezone);
             match due_at {
                 // A new campaign (or one whose schedule changed): wait for its first fire.
@@ -87,11 +98,19 @@ impl Engine {
         let engine = self.clone();
         tokio::spawn(async move {
             let result = engine.sweep_campaign(&c).await;
-            engine.sweeping.lock().unwrap_or_else(|p| p.into_inner()).remove(&c.id);
+            engine
+                .sweeping
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&c.id);
             match result {
-                Ok(r) if r.dispatched > 0 || r.deferred > 0 => tracing::info!(campaign = %c.name, ?r, "sweep finished"),
+                Ok(r) if r.dispatched > 0 || r.deferred > 0 => {
+                    tracing::info!(campaign = %c.name, ?r, "sweep finished")
+                }
                 Ok(_) => tracing::debug!(campaign = %c.name, "sweep found nothing due"),
-                Err(e) => tracing::error!(campaign = %c.name, error = %format!("{e:#}"), "sweep failed"),
+                Err(e) => {
+                    tracing::error!(campaign = %c.name, error = %format!("{e:#}"), "sweep failed")
+                }
             }
         });
         true

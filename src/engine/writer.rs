@@ -49,7 +49,8 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, attempt, batch = results.len(), "cannot record dispatch results; retrying");
-                    tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt))).await;
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt)))
+                        .await;
                 }
             }
         }

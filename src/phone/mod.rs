@@ -87,7 +87,9 @@ impl PhoneNumber {
 
     /// The region the number belongs to, when its country code maps to one.
     pub fn region(&self) -> Option<Id> {
-        phonenumber::parse(None, &self.0).ok().and_then(|p| p.country().id())
+        phonenumber::parse(None, &self.0)
+            .ok()
+            .and_then(|p| p.country().id())
     }
 }
 
@@ -110,20 +112,54 @@ mod tests {
     #[test]
     fn international_and_national_forms_normalise_to_e164() {
         let us = Some(Id::US);
-        for raw in ["+14155552671", "+1 (415) 555-2671", "tel:+1-415-555-2671", " 415.555.2671 ", "(415) 555-2671"] {
-            assert_eq!(PhoneNumber::parse(raw, us).unwrap().as_str(), "+14155552671", "{raw}");
+        for raw in [
+            "+14155552671",
+            "+1 (415) 555-2671",
+            "tel:+1-415-555-2671",
+            " 415.555.2671 ",
+            "(415) 555-2671",
+        ] {
+            assert_eq!(
+                PhoneNumber::parse(raw, us).unwrap().as_str(),
+                "+14155552671",
+                "{raw}"
+            );
         }
-        assert_eq!(PhoneNumber::parse("+44 20 7946 0958", None).unwrap().as_str(), "+442079460958");
-        assert_eq!(PhoneNumber::parse("0044 20 7946 0958", None).unwrap().as_str(), "+442079460958");
-        assert_eq!(PhoneNumber::parse("020 7946 0958", Some(Id::GB)).unwrap().as_str(), "+442079460958");
+        assert_eq!(
+            PhoneNumber::parse("+44 20 7946 0958", None)
+                .unwrap()
+                .as_str(),
+            "+442079460958"
+        );
+        assert_eq!(
+            PhoneNumber::parse("0044 20 7946 0958", None)
+                .unwrap()
+                .as_str(),
+            "+442079460958"
+        );
+        assert_eq!(
+            PhoneNumber::parse("020 7946 0958", Some(Id::GB))
+                .unwrap()
+                .as_str(),
+            "+442079460958"
+        );
     }
 
     #[test]
     fn bad_numbers_are_refused_with_a_reason() {
         assert_eq!(PhoneNumber::parse("  ", None), Err(PhoneError::Empty));
-        assert!(matches!(PhoneNumber::parse("4155552671", None), Err(PhoneError::NoRegion(_))));
-        assert!(matches!(PhoneNumber::parse("call me", Some(Id::US)), Err(PhoneError::Unparseable(_))));
-        assert!(matches!(PhoneNumber::parse("+1 123", None), Err(PhoneError::Invalid(_)) | Err(PhoneError::Unparseable(_))));
+        assert!(matches!(
+            PhoneNumber::parse("4155552671", None),
+            Err(PhoneError::NoRegion(_))
+        ));
+        assert!(matches!(
+            PhoneNumber::parse("call me", Some(Id::US)),
+            Err(PhoneError::Unparseable(_))
+        ));
+        assert!(matches!(
+            PhoneNumber::parse("+1 123", None),
+            Err(PhoneError::Invalid(_)) | Err(PhoneError::Unparseable(_))
+        ));
         assert!(PhoneNumber::parse("+999 12345678", None).is_err());
     }
 
@@ -136,6 +172,9 @@ mod tests {
 
     #[test]
     fn the_region_comes_from_the_country_code() {
-        assert_eq!(PhoneNumber::parse("+33142685300", None).unwrap().region(), Some(Id::FR));
+        assert_eq!(
+            PhoneNumber::parse("+33142685300", None).unwrap().region(),
+            Some(Id::FR)
+        );
     }
 }

@@ -93,7 +93,10 @@ fn a_dispatch_answer_without_a_request_id_or_with_success_false_is_refused() {
     let why = parse_dispatch(json!({"success": false, "message": "agent busy"})).unwrap_err();
     assert_eq!(why, (true, "agent busy".to_string()));
     let (refused, _) = parse_dispatch(json!({"success": true})).unwrap_err();
-    assert!(!refused, "an answer without a request id is not a refusal: the call may be placed");
+    assert!(
+        !refused,
+        "an answer without a request id is not a refusal: the call may be placed"
+    );
     let a = parse_dispatch(json!({"success": true, "requestId": "req-9"})).unwrap();
     assert_eq!(a.request_id, "req-9");
 }

@@ -12,7 +12,10 @@ use crate::domain::Outcome;
 #[derive(Debug, Clone)]
 pub enum SendResult {
     /// The API accepted it and returned a request id.
-    Accepted { request_id: String, raw_response: String },
+    Accepted {
+        request_id: String,
+        raw_response: String,
+    },
     /// The request may have reached the API: resolved later by the reconciler.
     Uncertain { error: String },
     /// The API refused it for this contact (4xx, `success: false`): the
@@ -22,7 +25,10 @@ pub enum SendResult {
     Unauthorized { error: String },
     /// The request was certainly not acted on (safe retries used up, or the
     /// daemon stopping before it was sent); the contact is due again at `retry_at`.
-    NotSent { error: String, retry_at: DateTime<Utc> },
+    NotSent {
+        error: String,
+        retry_at: DateTime<Utc>,
+    },
 }
 
 /// One finished request: which attempt, after how many HTTP tries, and what happened.
@@ -88,9 +94,15 @@ impl Store {
         let accepted: Vec<serde_json::Value> = results
             .iter()
             .filter_map(|r| match &r.result {
-                SendResult::Accepted { request_id, raw_response } => {
-                    Some(serde_json::json!([r.attempt_id, request_id, raw_response, r.tries]))
-                }
+                SendResult::Accepted {
+                    request_id,
+                    raw_response,
+                } => Some(serde_json::json!([
+                    r.attempt_id,
+                    request_id,
+                    raw_response,
+                    r.tries
+                ])),
                 _ => None,
             })
             .collect();
@@ -121,7 +133,16 @@ impl Store {
                         .bind(r.attempt_id)
                         .execute(&mut *tx)
                         .await?;
-                    insert_event(&mut tx, &now, "attempt_uncertain", None, Some(r.contact_id), Some(r.attempt_id), Some(error)).await?;
+                    insert_event(
+                        &mut tx,
+                        &now,
+                        "attempt_uncertain",
+                        None,
+                        Some(r.contact_id),
+                        Some(r.attempt_id),
+                        Some(error),
+                    )
+                    .await?;
                 }
                 SendResult::Rejected { error } => {
                     end_unplaced(&mut tx, r.attempt_id, "rejected", error, tries, &now).await?;
@@ -161,7 +182,16 @@ impl Store {
             .await?
             .rows_affected();
         if n > 0 {
-            insert_event(&mut tx, &now, "recovered_sending", None, None, None, Some(&format!("{n} attempts: {why}"))).await?;
+            insert_event(
+                &mut tx,
+                &now,
+                "recovered_sending",
+                None,
+                None,
+                None,
+                Some(&format!("{n} attempts: {why}")),
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(n)
@@ -199,7 +229,12 @@ impl Store {
     }
 
     /// Links an uncertain attempt to the call its log shows: it was placed.
-    pub async fn link_uncertain(&self, attempt_id: i64, request_id: Option<&str>, call_log_id: Option<i64>) -> sqlx::Result<bool> {
+    pub async fn link_uncertain(
+        &self,
+        attempt_id: i64,
+        request_id: Option<&str>,
+        call_log_id: Option<i64>,
+    ) -> sqlx::Result<bool> {
         let now = self.now_text();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let n = sqlx::query(
@@ -214,7 +249,16 @@ impl Store {
         .await?
         .rows_affected();
         if n > 0 {
-            insert_event(&mut tx, &now, "uncertain_linked", None, None, Some(attempt_id), request_id).await?;
+            insert_event(
+                &mut tx,
+                &now,
+                "uncertain_linked",
+                None,
+                None,
+                Some(attempt_id),
+                request_id,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(n > 0)
@@ -222,7 +266,12 @@ impl Store {
 
     /// An uncertain attempt that never appeared in the logs within the grace
     /// period: not placed; its contact is due again at once.
-    pub async fn resolve_not_placed(&self, attempt_id: i64, contact_id: i64, why: &str) -> sqlx::Result<bool> {
+    pub async fn resolve_not_placed(
+        &self,
+        attempt_id: i64,
+        contact_id: i64,
+        why: &str,
+    ) -> sqlx::Result<bool> {
         let now = self.now_text();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let n = sqlx::query(
@@ -237,14 +286,28 @@ impl Store {
         .rows_affected();
         if n > 0 {
             hand_back(&mut tx, contact_id, Some(now.clone()), &now).await?;
-            insert_event(&mut tx, &now, "uncertain_not_placed", None, Some(contact_id), Some(attempt_id), Some(why)).await?;
+            insert_event(
+                &mut tx,
+                &now,
+                "uncertain_not_placed",
+                None,
+                Some(contact_id),
+                Some(attempt_id),
+                Some(why),
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(n > 0)
     }
 
     /// Updates the raw status of a call that is not final yet.
-    pub async fn note_provider_status(&self, attempt_id: i64, status: &str, call_log_id: Option<i64>) -> sqlx::Result<()> {
+    pub async fn note_provider_status(
+        &self,
+        attempt_id: i64,
+        status: &str,
+        call_log_id: Option<i64>,
+    ) -> sqlx::Result<()> {
         sqlx::query("UPDATE attempts SET provider_status = ?, call_log_id = COALESCE(call_log_id, ?) WHERE id = ? AND outcome IS NULL")
             .bind(status)
             .bind(call_log_id)
@@ -255,7 +318,10 @@ impl Store {
     }
 
     /// Writes a batch of final outcomes and moves each contact on, in one transaction.
-    pub async fn record_outcomes(&self, items: &[(i64, i64, FinalLog, ContactNext)]) -> sqlx::Result<()> {
+    pub async fn record_outcomes(
+        &self,
+        items: &[(i64, i64, FinalLog, ContactNext)],
+    ) -> sqlx::Result<()> {
         if items.is_empty() {
             return Ok(());
         }
@@ -322,7 +388,12 @@ async fn end_unplaced(
 /// Gives a contact whose attempt placed no call its attempt back: it is due
 /// again (at `due`, or keeping its old due time), `pending` if it never had a
 /// placed attempt, else `retry_wait`.
-async fn hand_back(tx: &mut sqlx::SqliteConnection, contact_id: i64, due: Option<String>, now: &str) -> sqlx::Result<()> {
+async fn hand_back(
+    tx: &mut sqlx::SqliteConnection,
+    contact_id: i64,
+    due: Option<String>,
+    now: &str,
+) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE contacts SET attempts = MAX(attempts - 1, 0), \
          state = CASE WHEN attempts - 1 <= 0 THEN 'pending' ELSE 'retry_wait' END, \

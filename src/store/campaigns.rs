@@ -85,17 +85,26 @@ impl Campaign {
             .ok_or_else(|| col("max_attempts", "must be at least 1".into()))?;
         let retry_delay_secs = u64::try_from(self.retry_delay_secs)
             .map_err(|_| col("retry_delay_secs", "must not be negative".into()))?;
-        let retry_outcomes =
-            parse_outcomes(std::slice::from_ref(&self.retry_outcomes)).map_err(|m| col("retry_outcomes", m))?;
+        let retry_outcomes = parse_outcomes(std::slice::from_ref(&self.retry_outcomes))
+            .map_err(|m| col("retry_outcomes", m))?;
         let mut retry_delays = Vec::new();
-        if let Some(text) = self.retry_delays.as_deref().filter(|t| !t.trim().is_empty()) {
+        if let Some(text) = self
+            .retry_delays
+            .as_deref()
+            .filter(|t| !t.trim().is_empty())
+        {
             let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)
                 .map_err(|e| col("retry_delays", format!("not a JSON object: {e}")))?;
             for (k, v) in map {
-                let o: Outcome = k.parse().map_err(|e: crate::domain::UnknownVariant| col("retry_delays", e.to_string()))?;
-                let secs = v
-                    .as_u64()
-                    .ok_or_else(|| col("retry_delays", format!("{k}: {v} is not a number of seconds")))?;
+                let o: Outcome = k.parse().map_err(|e: crate::domain::UnknownVariant| {
+                    col("retry_delays", e.to_string())
+                })?;
+                let secs = v.as_u64().ok_or_else(|| {
+                    col(
+                        "retry_delays",
+                        format!("{k}: {v} is not a number of seconds"),
+                    )
+                })?;
                 retry_delays.push((o, secs));
             }
         }
@@ -255,7 +264,16 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        super::daemon::insert_event(&mut tx, &now, &format!("campaign_{status}"), Some(id), None, None, reason).await?;
+        super::daemon::insert_event(
+            &mut tx,
+            &now,
+            &format!("campaign_{status}"),
+            Some(id),
+            None,
+            None,
+            reason,
+        )
+        .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -273,7 +291,11 @@ impl Store {
     }
 
     /// Records a campaign's next fire time without a sweep (a new campaign).
-    pub async fn record_next_sweep(&self, id: i64, next: Option<DateTime<Utc>>) -> sqlx::Result<()> {
+    pub async fn record_next_sweep(
+        &self,
+        id: i64,
+        next: Option<DateTime<Utc>>,
+    ) -> sqlx::Result<()> {
         sqlx::query("UPDATE campaigns SET next_sweep_at = ? WHERE id = ?")
             .bind(next.map(crate::clock::to_db_text))
             .bind(id)
@@ -315,7 +337,11 @@ impl Store {
     }
 
     /// Re-opens a completed campaign that received new contacts.
-    pub async fn reopen_campaign_tx(&self, conn: &mut sqlx::SqliteConnection, id: i64) -> sqlx::Result<()> {
+    pub async fn reopen_campaign_tx(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        id: i64,
+    ) -> sqlx::Result<()> {
         sqlx::query("UPDATE campaigns SET status = 'active', updated_at = ? WHERE id = ? AND status = 'completed'")
             .bind(self.now_text())
             .bind(id)

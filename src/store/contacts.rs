@@ -56,7 +56,6 @@ pub struct UnvalidatedContact {
     pub timezone: Option<String>,
 }
 
-
 /// The due-contacts query: parameters ?1 campaign, ?2 now, ?3 limit.
 pub(crate) fn due_sql() -> String {
     // Four branches, each an equality-then-range walk of `contacts_due`
@@ -91,11 +90,11 @@ impl Store {
         limit: i64,
     ) -> sqlx::Result<Vec<DueContact>> {
         sqlx::query_as(sqlx::AssertSqlSafe(due_sql()))
-        .bind(campaign_id)
-        .bind(to_db_text(now))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
+            .bind(campaign_id)
+            .bind(to_db_text(now))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
     }
 
     /// Applies the policy's decisions in one transaction. Each contact is
@@ -117,11 +116,21 @@ impl Store {
         let mut close = Vec::new();
         for (c, d) in decisions {
             match d {
-                ClaimDecision::Dial { agent_id } => dial.push(json!([c.id, c.state, c.attempts, agent_id])),
-                ClaimDecision::Defer(until) => defer.push(json!([c.id, c.state, c.attempts, to_db_text(*until)])),
-                ClaimDecision::Suppress => close.push(json!([c.id, c.state, c.attempts, "suppressed", null])),
-                ClaimDecision::Exhaust => close.push(json!([c.id, c.state, c.attempts, "exhausted", null])),
-                ClaimDecision::Invalid(r) => close.push(json!([c.id, c.state, c.attempts, "invalid", r])),
+                ClaimDecision::Dial { agent_id } => {
+                    dial.push(json!([c.id, c.state, c.attempts, agent_id]))
+                }
+                ClaimDecision::Defer(until) => {
+                    defer.push(json!([c.id, c.state, c.attempts, to_db_text(*until)]))
+                }
+                ClaimDecision::Suppress => {
+                    close.push(json!([c.id, c.state, c.attempts, "suppressed", null]))
+                }
+                ClaimDecision::Exhaust => {
+                    close.push(json!([c.id, c.state, c.attempts, "exhausted", null]))
+                }
+                ClaimDecision::Invalid(r) => {
+                    close.push(json!([c.id, c.state, c.attempts, "invalid", r]))
+                }
             }
         }
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -189,19 +198,26 @@ impl Store {
                 .bind(serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()))
                 .fetch_all(&mut *tx)
                 .await?;
-                let context: std::collections::HashMap<i64, &str> =
-                    decisions.iter().map(|(c, _)| (c.id, c.call_context.as_str())).collect();
+                let context: std::collections::HashMap<i64, &str> = decisions
+                    .iter()
+                    .map(|(c, _)| (c.id, c.call_context.as_str()))
+                    .collect();
                 claimed = rows
                     .into_iter()
-                    .map(|(attempt_id, contact_id, attempt_no, agent_id, to_number)| Claimed {
-                        attempt_id,
-                        contact_id,
-                        campaign_id,
-                        attempt_no,
-                        agent_id,
-                        to_number,
-                        call_context: context.get(&contact_id).map(|s| s.to_string()).unwrap_or_else(|| "{}".into()),
-                    })
+                    .map(
+                        |(attempt_id, contact_id, attempt_no, agent_id, to_number)| Claimed {
+                            attempt_id,
+                            contact_id,
+                            campaign_id,
+                            attempt_no,
+                            agent_id,
+                            to_number,
+                            call_context: context
+                                .get(&contact_id)
+                                .map(|s| s.to_string())
+                                .unwrap_or_else(|| "{}".into()),
+                        },
+                    )
                     .collect();
             }
         }
@@ -222,7 +238,11 @@ impl Store {
 
     /// Pending contacts of `campaign_id` that another program inserted and
     /// that have not been validated yet.
-    pub async fn unvalidated_contacts(&self, campaign_id: i64, limit: i64) -> sqlx::Result<Vec<UnvalidatedContact>> {
+    pub async fn unvalidated_contacts(
+        &self,
+        campaign_id: i64,
+        limit: i64,
+    ) -> sqlx::Result<Vec<UnvalidatedContact>> {
         sqlx::query_as(
             "SELECT id, phone_number, timezone FROM contacts \
              WHERE campaign_id = ? AND validated = 0 AND state = 'pending' ORDER BY id LIMIT ?",
@@ -236,7 +256,10 @@ impl Store {
     /// Stores the validation of directly inserted contacts: `Ok(e164)` rewrites
     /// the number and marks it validated; `Err(reason)` marks it `invalid`. A
     /// number that normalises to one already in the campaign is invalid as a duplicate.
-    pub async fn store_validations(&self, results: &[(i64, Result<String, String>)]) -> sqlx::Result<()> {
+    pub async fn store_validations(
+        &self,
+        results: &[(i64, Result<String, String>)],
+    ) -> sqlx::Result<()> {
         let now = self.now_text();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for (id, result) in results {

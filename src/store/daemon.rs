@@ -72,7 +72,16 @@ impl Store {
         detail: Option<&str>,
     ) -> sqlx::Result<()> {
         let mut conn = self.pool.acquire().await?;
-        insert_event(&mut conn, &self.now_text(), kind, campaign_id, contact_id, None, detail).await
+        insert_event(
+            &mut conn,
+            &self.now_text(),
+            kind,
+            campaign_id,
+            contact_id,
+            None,
+            detail,
+        )
+        .await
     }
 
     /// The most recent events, newest first.
@@ -138,7 +147,16 @@ impl Store {
             .bind(format!("{now}: {reason}"))
             .execute(&mut *tx)
             .await?;
-        insert_event(&mut tx, &now, "dispatch_paused", None, None, None, Some(reason)).await?;
+        insert_event(
+            &mut tx,
+            &now,
+            "dispatch_paused",
+            None,
+            None,
+            None,
+            Some(reason),
+        )
+        .await?;
         tx.commit().await
     }
 
@@ -146,10 +164,12 @@ impl Store {
     pub async fn resume_dispatch(&self) -> sqlx::Result<bool> {
         let now = self.now_text();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let n = sqlx::query("UPDATE daemon SET dispatch_paused = NULL WHERE id = 1 AND dispatch_paused IS NOT NULL")
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let n = sqlx::query(
+            "UPDATE daemon SET dispatch_paused = NULL WHERE id = 1 AND dispatch_paused IS NOT NULL",
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         if n > 0 {
             insert_event(&mut tx, &now, "dispatch_resumed", None, None, None, None).await?;
         }

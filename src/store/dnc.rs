@@ -17,18 +17,24 @@ impl Store {
     /// Adds numbers to the list (already present ones keep their first reason);
     /// returns how many were new. Contacts not yet finished with these numbers
     /// become `suppressed` at once.
-    pub async fn dnc_add(&self, numbers: &[PhoneNumber], reason: Option<&str>) -> sqlx::Result<u64> {
+    pub async fn dnc_add(
+        &self,
+        numbers: &[PhoneNumber],
+        reason: Option<&str>,
+    ) -> sqlx::Result<u64> {
         let now = self.now_text();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut added = 0;
         for n in numbers {
-            added += sqlx::query("INSERT OR IGNORE INTO dnc (phone_number, reason, added_at) VALUES (?, ?, ?)")
-                .bind(n.as_str())
-                .bind(reason)
-                .bind(&now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            added += sqlx::query(
+                "INSERT OR IGNORE INTO dnc (phone_number, reason, added_at) VALUES (?, ?, ?)",
+            )
+            .bind(n.as_str())
+            .bind(reason)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
             sqlx::query(
                 "UPDATE contacts SET state = 'suppressed', next_attempt_at = NULL, updated_at = ? \
                  WHERE phone_number = ? AND state IN ('pending', 'retry_wait')",

@@ -78,7 +78,10 @@ impl Store {
     pub async fn open(path: &Path, clock: SharedClock) -> Result<Self, OpenError> {
         let shown = path.display().to_string();
         let opts = SqliteConnectOptions::from_str("sqlite:")
-            .map_err(|source| OpenError::Open { path: shown.clone(), source })?
+            .map_err(|source| OpenError::Open {
+                path: shown.clone(),
+                source,
+            })?
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -90,14 +93,27 @@ impl Store {
             .min_connections(1)
             .connect_with(opts)
             .await
-            .map_err(|source| OpenError::Open { path: shown.clone(), source })?;
+            .map_err(|source| OpenError::Open {
+                path: shown.clone(),
+                source,
+            })?;
         let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
         match MIGRATOR.run(&pool).await {
             Ok(()) => {}
-            Err(MigrateError::VersionMissing(found)) | Err(MigrateError::VersionTooNew(found, _)) => {
-                return Err(OpenError::TooNew { path: shown, found, known });
+            Err(MigrateError::VersionMissing(found))
+            | Err(MigrateError::VersionTooNew(found, _)) => {
+                return Err(OpenError::TooNew {
+                    path: shown,
+                    found,
+                    known,
+                });
             }
-            Err(source) => return Err(OpenError::Migrate { path: shown, source }),
+            Err(source) => {
+                return Err(OpenError::Migrate {
+                    path: shown,
+                    source,
+                });
+            }
         }
         Ok(Self { pool, clock })
     }

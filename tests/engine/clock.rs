@@ -82,7 +82,7 @@ async fn a_window_that_wraps_midnight_dials_late_evening_and_early_morning_only(
                 })
                 .await;
             let number = zoneless(i);
-            w.add_contacts(c, &[number.clone()]).await;
+            w.add_contacts(c, std::slice::from_ref(&number)).await;
             w.sweep(c).await;
             let dialed = w
                 .journal()

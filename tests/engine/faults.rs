@@ -659,11 +659,18 @@ async fn startup_recovery_links_a_call_placed_just_before_the_crash() {
 /// last round stopped instead of starting over at page 1 for ever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn calls_deeper_than_one_rounds_page_limit_are_still_reconciled() {
-    let expected = [DispatchResult::Fault500Placed, DispatchResult::Fault500, DispatchResult::FaultTimeout];
+    let expected = [
+        DispatchResult::Fault500Placed,
+        DispatchResult::Fault500,
+        DispatchResult::FaultTimeout,
+    ];
     let world = World::manual_now(&args(&ALL_FAULTS), |cfg| {
         cfg.page_size = 3;
         cfg.max_pages_per_poll = 2;
     })
     .await;
-    within(no_call_is_lost_or_repeated_under(world, CONTACTS, &expected)).await
+    within(no_call_is_lost_or_repeated_under(
+        world, CONTACTS, &expected,
+    ))
+    .await
 }
