@@ -120,7 +120,11 @@ impl Engine {
             let wanted_dial = decisions
                 .iter()
                 .any(|(_, d)| matches!(d, ClaimDecision::Dial { .. }));
-            read = if wanted_dial { READ_MIN } else { (read * 4).min(READ_MAX) };
+            read = if wanted_dial {
+                READ_MIN
+            } else {
+                (read * 4).min(READ_MAX)
+            };
             let claimed = self.store.apply_claims(c.id, &decisions).await?;
             if wanted_dial && claimed.is_empty() {
                 // The campaign or dispatching was paused meanwhile, or another

@@ -367,8 +367,11 @@ pub struct Reader {
 
 impl Reader {
     /// Polls `db` every `every` until stopped: with the `sqlite3` command-line
-    /// shell (no busy timeout: a reader of a WAL database must never need
-    /// one) when it is installed, else with `dialerd status --json`.
+    /// shell when it is installed, else with `dialerd status --json`. The
+    /// shell gets a busy timeout, as every reader of a live database should:
+    /// WAL readers never wait for writers, but they do wait (SQLITE_BUSY
+    /// without a timeout) while a connection rebuilds the WAL index after a
+    /// crash, or checkpoints and removes the WAL as the last one closes.
     pub fn start(db: &Path, every: Duration) -> Reader {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
@@ -389,6 +392,7 @@ impl Reader {
             while !flag.load(Ordering::SeqCst) {
                 let out = if sqlite3 {
                     Command::new("sqlite3")
+                        .args(["-cmd", ".timeout 5000"])
                         .arg(&db)
                         .arg("SELECT * FROM campaign_progress; SELECT COUNT(*) FROM contact_outcomes;")
                         .stdin(Stdio::null())
