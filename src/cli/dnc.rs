@@ -13,18 +13,9 @@ use super::DncCmd;
 use super::status::{Table, clean};
 use crate::config::{Settings, parse_region};
 use crate::error::{CliError, Exit};
+use crate::import::{PHONE_COLUMNS, normalise_header};
 use crate::phone::PhoneNumber;
 use crate::store::Store;
-
-/// Header names (normalised) that hold the number in a CSV, by preference.
-const PHONE_COLUMNS: &[&str] = &[
-    "phone_number",
-    "to_number",
-    "phone",
-    "number",
-    "mobile",
-    "msisdn",
-];
 
 /// Delimiters a CSV file may use.
 const DELIMITERS: &[u8] = b",;\t|";
@@ -161,19 +152,13 @@ fn decode(bytes: &[u8]) -> String {
     }
 }
 
-/// `Phone Number` → `phone_number`, as `interface.md` matches headers.
-fn normalise_header(h: &str) -> String {
-    h.trim()
-        .trim_matches('"')
-        .trim()
-        .to_lowercase()
-        .replace([' ', '-'], "_")
-}
-
 /// The delimiter and phone-column index when `first` is a CSV header.
 fn csv_header(first: &str) -> Option<(u8, usize)> {
     for &d in DELIMITERS {
-        let cells: Vec<String> = first.split(d as char).map(normalise_header).collect();
+        let cells: Vec<String> = first
+            .split(d as char)
+            .map(|h| normalise_header(h.trim().trim_matches('"')))
+            .collect();
         for want in PHONE_COLUMNS {
             if let Some(i) = cells.iter().position(|c| c == want) {
                 return Some((d, i));

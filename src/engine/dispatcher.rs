@@ -53,15 +53,8 @@ impl Engine {
     /// request it sent has its result recorded.
     pub async fn sweep_campaign(self: &Arc<Self>, c: &Campaign) -> anyhow::Result<SweepReport> {
         let mut report = SweepReport::default();
-        let rules = match c.rules() {
-            Ok(r) => r,
-            Err(reason) => {
-                self.store
-                    .set_campaign_status(c.id, CampaignStatus::Paused, Some(&reason))
-                    .await?;
-                tracing::error!(campaign = %c.name, %reason, "campaign paused: its settings are invalid");
-                return Ok(report);
-            }
+        let Some(rules) = self.rules_or_pause(c).await? else {
+            return Ok(report);
         };
         let cfg = self.config();
         let agent = c.agent_id.or(cfg.defaults.agent_id);
@@ -361,6 +354,24 @@ impl Engine {
             self.wait_for_rate().await;
             if self.gate.closed_until(self.clock.now()).is_none() {
                 return;
+            }
+        }
+    }
+
+    /// The campaign's parsed rules; a campaign whose settings cannot be read
+    /// (a row inserted by hand with a typo) is paused with the reason instead.
+    pub(super) async fn rules_or_pause(
+        &self,
+        c: &Campaign,
+    ) -> anyhow::Result<Option<crate::store::CampaignRules>> {
+        match c.rules() {
+            Ok(r) => Ok(Some(r)),
+            Err(reason) => {
+                self.store
+                    .set_campaign_status(c.id, CampaignStatus::Paused, Some(&reason))
+                    .await?;
+                tracing::error!(campaign = %c.name, %reason, "campaign paused: its settings are invalid");
+                Ok(None)
             }
         }
     }

@@ -44,15 +44,8 @@ impl Engine {
             if c.status() != CampaignStatus::Active {
                 continue;
             }
-            let rules = match c.rules() {
-                Ok(r) => r,
-                Err(reason) => {
-                    self.store
-                        .set_campaign_status(c.id, CampaignStatus::Paused, Some(&reason))
-                        .await?;
-                    tracing::error!(campaign = %c.name, %reason, "campaign paused: its settings are invalid");
-                    continue;
-                }
+            let Some(rules) = self.rules_or_pause(&c).await? else {
+                continue;
             };
             let due_at = c
                 .next_sweep_at

@@ -28,7 +28,7 @@ mod sqlite_source;
 
 use std::path::PathBuf;
 
-pub use header::PHONE_COLUMNS;
+pub use header::{PHONE_COLUMNS, normalise as normalise_header};
 pub use inbox::{InboxOutcome, InboxWatcher};
 pub use overrides::{CampaignOverrides, SETTING_KEYS};
 pub use report::ImportReport;
