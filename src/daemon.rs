@@ -348,11 +348,7 @@ async fn heartbeat_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
-        let line = format!(
-            "{} sweeps running, {} requests in flight",
-            engine.sweeps_running(),
-            engine.requests_in_flight()
-        );
+        let line = engine.status_line();
         if let Err(e) = engine.store().heartbeat(&line).await {
             tracing::warn!(error = %e, "cannot write the heartbeat");
         }

@@ -505,3 +505,22 @@ async fn a_log_page_with_a_malformed_element_still_yields_the_others() {
     assert_eq!(page.logs.len(), 2);
     assert_eq!(page.skipped, 1);
 }
+
+#[tokio::test]
+async fn dispatch_with_a_key_sends_it_as_the_idempotency_key_header() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1/calls/dispatch"))
+        .and(header("Idempotency-Key", "dialerd-7-14155552671"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"success": true, "requestId": 5})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let a = client(&format!("{}/api/v1", server.uri()), Duration::from_secs(5))
+        .dispatch_with_key(&call(), Some("dialerd-7-14155552671"))
+        .await
+        .unwrap();
+    assert_eq!(a.request_id, "5");
+}

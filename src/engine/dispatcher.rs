@@ -213,6 +213,9 @@ impl Engine {
         drop(permit);
         metrics::counter!("dialerd_dispatches_total", "result" => result_label(&result))
             .increment(1);
+        if tries > 0 {
+            self.sent_total.fetch_add(1, Ordering::Relaxed);
+        }
         self.note_rejections(claim.campaign_id, &result).await;
         let record = AttemptResult {
             attempt_id: claim.attempt_id,
@@ -244,6 +247,13 @@ impl Engine {
         );
         let mut tries = 0u32;
         let mut shutdown = self.shutdown.clone();
+        // The same for every try of this attempt, and unique to it (the number
+        // keeps keys of two installations on one account apart).
+        let key = format!(
+            "dialerd-{}-{}",
+            claim.attempt_id,
+            claim.to_number.trim_start_matches('+')
+        );
         loop {
             // Before each try: still allowed to send? Then the Retry-After gate and the rate.
             let not_sent = |why: String| SendResult::NotSent {
@@ -264,7 +274,7 @@ impl Engine {
                 _ = shutdown.wait_for(|s| *s) => return (not_sent("not sent: the daemon is stopping".into()), tries),
             }
             tries += 1;
-            let err = match self.client().dispatch(&req).await {
+            let err = match self.client().dispatch_with_key(&req, Some(&key)).await {
                 Ok(acc) => {
                     tracing::info!(request_id = %acc.request_id, tries, "dispatch accepted");
                     return (

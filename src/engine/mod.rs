@@ -117,6 +117,9 @@ pub struct Engine {
     sweeping: Mutex<HashSet<i64>>,
     /// Set after a 401/403 until the pause is cleared in the database.
     auth_paused: AtomicBool,
+    /// Requests sent and outcomes written since start, for the status line.
+    sent_total: std::sync::atomic::AtomicU64,
+    finalised_total: std::sync::atomic::AtomicU64,
     /// Scans for uncertain attempts in progress, per agent.
     scans: Mutex<HashMap<i64, reconciler::DeepScan>>,
     /// Consecutive rejections per campaign (a bad agent id rejects everything).
@@ -203,6 +206,8 @@ impl Engine {
             gate: RetryGate::default(),
             sweeping: Mutex::new(HashSet::new()),
             auth_paused: AtomicBool::new(false),
+            sent_total: Default::default(),
+            finalised_total: Default::default(),
             scans: Mutex::new(HashMap::new()),
             rejections: Mutex::new(HashMap::new()),
             shutdown,
@@ -245,6 +250,17 @@ impl Engine {
     /// Dispatch requests in flight now.
     pub fn requests_in_flight(&self) -> usize {
         self.in_flight.in_use()
+    }
+
+    /// A one-line summary for `STATUS=` and the heartbeat.
+    pub fn status_line(&self) -> String {
+        format!(
+            "{} sweeps running, {} requests in flight; since start {} dispatched, {} outcomes recorded",
+            self.sweeps_running(),
+            self.requests_in_flight(),
+            self.sent_total.load(Ordering::Relaxed),
+            self.finalised_total.load(Ordering::Relaxed),
+        )
     }
 
     /// Clears the in-memory auth pause (after the database pause was cleared).

@@ -104,6 +104,10 @@ impl Engine {
             }
         }
         self.store.complete_finished_campaigns().await?;
+        self.finalised_total.fetch_add(
+            report.finalised + report.timed_out,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         Ok(report)
     }
 

@@ -113,9 +113,23 @@ impl Client {
     /// An error of kind [`ProviderError::Ambiguous`] means the call may have
     /// been placed: it must never be retried blindly.
     pub async fn dispatch(&self, req: &DispatchRequest) -> Result<Accepted, ProviderError> {
-        let body = self
-            .send(self.request(Method::POST, "calls/dispatch").json(req))
-            .await?;
+        self.dispatch_with_key(req, None).await
+    }
+
+    /// [`Client::dispatch`] with an `Idempotency-Key` header. Dispatch is not
+    /// documented to honour it, so it is never relied on; but every try of
+    /// one attempt sends the same key, so a server that does honour it turns
+    /// a repeated request into one call.
+    pub async fn dispatch_with_key(
+        &self,
+        req: &DispatchRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<Accepted, ProviderError> {
+        let mut builder = self.request(Method::POST, "calls/dispatch").json(req);
+        if let Some(key) = idempotency_key {
+            builder = builder.header("Idempotency-Key", key);
+        }
+        let body = self.send(builder).await?;
         parse_dispatch(body).map_err(|(refused, message)| {
             if refused {
                 ProviderError::Permanent {
