@@ -217,6 +217,8 @@ async fn shutdown(
         in_flight = engine.requests_in_flight(),
         "stopping: no new sweeps; waiting for requests in flight"
     );
+    // Real time, not the engine's clock: this deadline races systemd's
+    // TimeoutStopSec, which is wall time whatever clock the engine reads.
     let deadline = tokio::time::Instant::now() + grace;
     while engine.sweeps_running() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;

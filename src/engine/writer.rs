@@ -49,6 +49,7 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, attempt, batch = results.len(), "cannot record dispatch results; retrying");
+                    // Real time: SQLite's own busy timeout runs on it too.
                     tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt)))
                         .await;
                 }
