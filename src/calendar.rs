@@ -42,15 +42,6 @@ impl Schedule {
         &self.text
     }
 
-    /// The expression as six fields (seconds first), for schedulers that require them.
-    pub fn six_fields(&self) -> String {
-        if self.text.split_whitespace().count() == 5 {
-            format!("0 {}", self.text)
-        } else {
-            self.text.clone()
-        }
-    }
-
     /// The first fire time strictly after `after`, evaluated in `tz`.
     pub fn next_after(&self, after: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
         self.cron
@@ -214,10 +205,6 @@ mod tests {
         assert!(Schedule::parse("0 */5 * * * *").is_ok());
         assert!(Schedule::parse("* * *").is_err());
         assert!(Schedule::parse("61 * * * *").is_err());
-        assert_eq!(
-            Schedule::parse("*/5 * * * *").unwrap().six_fields(),
-            "0 */5 * * * *"
-        );
     }
 
     #[test]

@@ -263,11 +263,6 @@ impl Engine {
         )
     }
 
-    /// Clears the in-memory auth pause (after the database pause was cleared).
-    pub fn clear_auth_pause(&self) {
-        self.auth_paused.store(false, Ordering::SeqCst);
-    }
-
     /// Replaces the API client (a reloaded key or base URL); requests in
     /// flight finish on the old one.
     pub fn set_client(&self, client: Client) {

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::{Store, parse_time};
+use super::Store;
 use crate::calendar::{Schedule, Window, parse_tz};
 use crate::config::{CampaignDefaults, parse_outcomes};
 use crate::domain::{CampaignStatus, Outcome};
@@ -125,11 +125,6 @@ impl Campaign {
             retry_delays,
             region,
         })
-    }
-
-    /// When the last sweep ran.
-    pub fn last_sweep(&self) -> Option<DateTime<Utc>> {
-        parse_time(self.last_sweep_at.as_deref())
     }
 }
 

@@ -63,35 +63,6 @@ pub(crate) async fn insert_event(
 }
 
 impl Store {
-    /// Records an audit event.
-    pub async fn event(
-        &self,
-        kind: &str,
-        campaign_id: Option<i64>,
-        contact_id: Option<i64>,
-        detail: Option<&str>,
-    ) -> sqlx::Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        insert_event(
-            &mut conn,
-            &self.now_text(),
-            kind,
-            campaign_id,
-            contact_id,
-            None,
-            detail,
-        )
-        .await
-    }
-
-    /// The most recent events, newest first.
-    pub async fn recent_events(&self, limit: i64) -> sqlx::Result<Vec<Event>> {
-        sqlx::query_as("SELECT * FROM events ORDER BY id DESC LIMIT ?")
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-    }
-
     /// The daemon row.
     pub async fn daemon_row(&self) -> sqlx::Result<DaemonRow> {
         sqlx::query_as(

@@ -1,7 +1,5 @@
 //! SQL of the do-not-call list, shared by all campaigns.
 
-use sqlx::Row;
-
 use super::Store;
 use crate::phone::PhoneNumber;
 
@@ -69,14 +67,5 @@ impl Store {
         sqlx::query_as("SELECT phone_number, reason, added_at FROM dnc ORDER BY phone_number")
             .fetch_all(&self.pool)
             .await
-    }
-
-    /// Whether `number` is on the list.
-    pub async fn dnc_contains(&self, number: &str) -> sqlx::Result<bool> {
-        let row = sqlx::query("SELECT EXISTS (SELECT 1 FROM dnc WHERE phone_number = ?)")
-            .bind(number)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get::<i64, _>(0)? != 0)
     }
 }
