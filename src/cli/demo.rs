@@ -26,7 +26,7 @@ use crate::error::{CliError, Exit};
 use crate::import::{self, ImportRequest};
 use crate::secret::ApiKey;
 use crate::sim::{self, SimHandle, SimOptions};
-use crate::store::Store;
+use crate::store::{ProgressCounts as Progress, Store};
 
 /// The sample campaign, bundled so the demo works from any directory.
 const SAMPLE_CSV: &str = include_str!("../../examples/campaign.csv");
@@ -172,7 +172,7 @@ async fn drive(settings: Settings, clock: SharedClock, store: &Store) -> Result<
         tokio::select! {
             r = &mut daemon => break r,
             _ = tick.tick() => {
-                if let Ok(p) = progress(store).await {
+                if let Ok(p) = store.reports().progress_counts(CAMPAIGN).await {
                     line.show(&p, false);
                 }
             }
@@ -186,7 +186,7 @@ async fn drive(settings: Settings, clock: SharedClock, store: &Store) -> Result<
             }
         }
     };
-    if let Ok(p) = progress(store).await {
+    if let Ok(p) = store.reports().progress_counts(CAMPAIGN).await {
         line.show(&p, true);
     }
     line.finish();
@@ -198,33 +198,6 @@ async fn drive(settings: Settings, clock: SharedClock, store: &Store) -> Result<
         )),
         None => Ok(()),
     }
-}
-
-/// The campaign's progress, from the `campaign_progress` view.
-#[derive(Debug, Default, Clone, Copy, PartialEq, sqlx::FromRow)]
-struct Progress {
-    contacts: i64,
-    dialed: i64,
-    in_progress: i64,
-    retry_wait: i64,
-    outcome_completed: i64,
-    outcome_no_answer: i64,
-    outcome_busy: i64,
-    outcome_failed: i64,
-    outcome_voicemail: i64,
-}
-
-async fn progress(store: &Store) -> sqlx::Result<Progress> {
-    sqlx::query_as(
-        "SELECT contacts, in_progress, retry_wait, outcome_completed, outcome_no_answer, outcome_busy, \
-                outcome_failed, outcome_voicemail, \
-                (SELECT COUNT(*) FROM contacts c WHERE c.campaign_id = p.campaign_id AND c.attempts > 0) AS dialed \
-         FROM campaign_progress p WHERE campaign = ?",
-    )
-    .bind(CAMPAIGN)
-    .fetch_optional(store.pool())
-    .await
-    .map(Option::unwrap_or_default)
 }
 
 impl std::fmt::Display for Progress {
@@ -297,27 +270,9 @@ impl ProgressLine {
     }
 }
 
-/// One contact's row of the final table, from the `contact_outcomes` view.
-#[derive(Debug, sqlx::FromRow)]
-struct ContactRow {
-    phone_number: String,
-    call_context: String,
-    state: String,
-    attempts: i64,
-    outcome: Option<String>,
-    duration_secs: Option<f64>,
-    transcript: Option<String>,
-}
-
 /// The table of outcomes, one row per contact.
 async fn outcome_table(store: &Store) -> sqlx::Result<String> {
-    let rows: Vec<ContactRow> = sqlx::query_as(
-        "SELECT phone_number, call_context, state, attempts, outcome, duration_secs, transcript \
-         FROM contact_outcomes WHERE campaign = ? ORDER BY contact_id",
-    )
-    .bind(CAMPAIGN)
-    .fetch_all(store.pool())
-    .await?;
+    let rows = store.reports().outcome_rows(CAMPAIGN).await?;
     let mut out = format!(
         "\n{:<20} {:<16} {:<9} {:>5}  {:<9} {:>5}  {}\n",
         "contact", "number", "state", "calls", "outcome", "secs", "transcript"

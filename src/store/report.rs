@@ -320,3 +320,57 @@ impl Reports<'_> {
         Ok(total)
     }
 }
+
+/// A campaign's counts for a live progress line.
+#[derive(Debug, Default, Clone, Copy, PartialEq, sqlx::FromRow)]
+pub struct ProgressCounts {
+    pub contacts: i64,
+    /// Contacts with at least one placed (or possibly placed) call.
+    pub dialed: i64,
+    pub in_progress: i64,
+    pub retry_wait: i64,
+    pub outcome_completed: i64,
+    pub outcome_no_answer: i64,
+    pub outcome_busy: i64,
+    pub outcome_failed: i64,
+    pub outcome_voicemail: i64,
+}
+
+/// One contact's latest outcome, from the `contact_outcomes` view.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutcomeRow {
+    pub phone_number: String,
+    pub call_context: String,
+    pub state: String,
+    pub attempts: i64,
+    pub outcome: Option<String>,
+    pub duration_secs: Option<f64>,
+    pub transcript: Option<String>,
+}
+
+impl Reports<'_> {
+    /// The progress counts of campaign `name` (zeros when it does not exist).
+    pub async fn progress_counts(&self, name: &str) -> sqlx::Result<ProgressCounts> {
+        sqlx::query_as(
+            "SELECT contacts, in_progress, retry_wait, outcome_completed, outcome_no_answer, outcome_busy, \
+                    outcome_failed, outcome_voicemail, \
+                    (SELECT COUNT(*) FROM contacts c WHERE c.campaign_id = p.campaign_id AND c.attempts > 0) AS dialed \
+             FROM campaign_progress p WHERE campaign = ?",
+        )
+        .bind(name)
+        .fetch_optional(&self.store.pool)
+        .await
+        .map(Option::unwrap_or_default)
+    }
+
+    /// Every contact of campaign `name` with its latest outcome, by contact id.
+    pub async fn outcome_rows(&self, name: &str) -> sqlx::Result<Vec<OutcomeRow>> {
+        sqlx::query_as(
+            "SELECT phone_number, call_context, state, attempts, outcome, duration_secs, transcript \
+             FROM contact_outcomes WHERE campaign = ? ORDER BY contact_id",
+        )
+        .bind(name)
+        .fetch_all(&self.store.pool)
+        .await
+    }
+}
