@@ -9,7 +9,7 @@
 //!   (WAL, `synchronous=FULL`, as `Store::open` sets it) and a [`Client`] to an
 //!   in-process simulator (no latency, no rate limit, no faults), with the
 //!   default `EngineConfig` but rate 100000/s, burst 1000, max_in_flight 32,
-//!   claim_batch 64, sweeping one campaign of N contacts (inserted by SQL,
+//!   the default claim_batch, sweeping one campaign of N contacts (inserted by SQL,
 //!   `validated = 1`, window 00:00-24:00). The rate is N / (time from the first
 //!   request the simulator received to the sweep's return, which is after the
 //!   last result was committed). The reference is a reqwest loop with 32 in
@@ -19,11 +19,10 @@
 //!   channel): the largest number of requests the simulator received in any
 //!   1-second window (limit: rate + burst) and the mean rate (target: within
 //!   2% of 40/s).
-//! - `claim_cost`: one claim transaction (`due_contacts` + `apply_claims`)
-//!   and one `record_results` transaction, at several batch sizes and table
-//!   sizes, on the same kind of database (medians over the rounds).
-//!   `claim_cost_setbased`: the same work done by a prototype of the
-//!   suggested fix (set-based statements), for comparison.
+//! - `claim_cost`: one claim transaction (`claim_due`: the due read, the
+//!   decisions and the writes) and one `record_results` transaction, at
+//!   several batch sizes and table sizes, on the same kind of database
+//!   (medians over the rounds).
 //!
 //! Environment: `DISPATCH_BENCH_N` (default 20000) sets N; `DISPATCH_BENCH_SIZES`
 //! (default `2000,20000`) the campaign sizes the throughput is measured at;
@@ -31,7 +30,7 @@
 //! size; `DISPATCH_BENCH_SKIP` (comma list of `throughput`, `raw`, `rate`,
 //! `cost`) skips parts (`raw`: the reference loop, to profile the engine
 //! alone); `DISPATCH_BENCH_IN_FLIGHT` / `DISPATCH_BENCH_CLAIM_BATCH` (default
-//! 32 / 64) change the engine's max_in_flight / claim_batch for the throughput
+//! 32 / the default) change the engine's max_in_flight / claim_batch for the throughput
 //! part only (diagnosis; the reference keeps 32 in flight).
 
 use std::collections::HashMap;
@@ -141,14 +140,13 @@ async fn seed_campaign(store: &Store, n: usize, window: (&str, &str)) -> anyhow:
         .context("the campaign just inserted")
 }
 
-/// The default engine tunables with the given rate and burst, 32 in flight, claim batch 64.
+/// The default engine tunables with the given rate and burst and 32 in flight.
 fn engine_config(rate: f64, burst: u32) -> anyhow::Result<EngineConfig> {
     let settings = Settings::load_with_env(None, &HashMap::new())?;
     let mut cfg = EngineConfig::from_settings(&settings);
     cfg.rate_per_second = rate;
     cfg.burst = burst;
     cfg.max_in_flight = CONCURRENCY as u32;
-    cfg.claim_batch = 64;
     Ok(cfg)
 }
 
@@ -170,6 +168,7 @@ fn secs_between(a: DateTime<Utc>, b: DateTime<Utc>) -> f64 {
 // ---------------------------------------------------------------- throughput
 
 struct EngineRun {
+    claim_batch: u32,
     rate: f64,
     secs: f64,
     sweep_secs: f64,
@@ -182,18 +181,11 @@ async fn engine_run(n: usize) -> anyhow::Result<EngineRun> {
     let sim = sim::spawn(SimOptions::default()).await?;
     let (_stop_tx, stop_rx) = watch::channel(false);
     let clock: SharedClock = Arc::new(SystemClock);
-    let engine = Engine::new(
-        store.clone(),
-        client(&sim.base_url())?,
-        clock,
-        {
-            let mut cfg = engine_config(100_000.0, 1000)?;
-            cfg.max_in_flight = env_or("DISPATCH_BENCH_IN_FLIGHT", CONCURRENCY as u32);
-            cfg.claim_batch = env_or("DISPATCH_BENCH_CLAIM_BATCH", 64);
-            cfg
-        },
-        stop_rx,
-    );
+    let mut cfg = engine_config(100_000.0, 1000)?;
+    cfg.max_in_flight = env_or("DISPATCH_BENCH_IN_FLIGHT", CONCURRENCY as u32);
+    cfg.claim_batch = env_or("DISPATCH_BENCH_CLAIM_BATCH", cfg.claim_batch);
+    let claim_batch = cfg.claim_batch;
+    let engine = Engine::new(store.clone(), client(&sim.base_url())?, clock, cfg, stop_rx);
     let t0 = Utc::now();
     let started = Instant::now();
     let report = engine.sweep_campaign(&campaign).await?;
@@ -230,6 +222,7 @@ async fn engine_run(n: usize) -> anyhow::Result<EngineRun> {
     store.close().await;
     sim.shutdown().await?;
     Ok(EngineRun {
+        claim_batch,
         rate: n as f64 / secs,
         secs,
         sweep_secs,
@@ -304,7 +297,7 @@ async fn throughput(n: usize, runs: usize) -> anyhow::Result<()> {
         println!(
             "dispatch_run n={n} run={run} in_flight={} claim_batch={} dialerd_per_s={:.0} dialerd_secs={:.3} sweep_secs={:.3} raw_per_s={r:.0} raw_secs={rsecs:.3} ratio={:.3} loadavg={load}",
             env_or("DISPATCH_BENCH_IN_FLIGHT", CONCURRENCY as u32),
-            env_or("DISPATCH_BENCH_CLAIM_BATCH", 64u32),
+            e.claim_batch,
             e.rate,
             e.secs,
             e.sweep_secs,
@@ -404,32 +397,31 @@ fn yes(b: bool) -> &'static str {
 
 // ---------------------------------------------------------------- transaction costs
 
-/// One claim transaction (`due_contacts` then `apply_claims`, the way the
-/// sweep makes them) and one `record_results` transaction, per batch size, on
-/// a campaign of `size` pending contacts.
+/// One claim transaction (`claim_due`: the due read, the decisions and the
+/// writes, the way the sweep makes it) and one `record_results` transaction,
+/// per batch size, on a campaign of `size` pending contacts.
 async fn claim_cost(size: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let store = open_store(dir.path()).await?;
     let campaign = seed_campaign(&store, size, ("00:00", "24:00")).await?;
     let mut budget = size;
-    for batch in [1usize, 8, 32, 64] {
+    for batch in [1usize, 8, 32, 64, 256] {
         let load = loadavg();
         let rounds = (400 / batch).clamp(20, 100).min(budget / batch / 4).max(1);
-        let (mut due_t, mut claim_t, mut record_t) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut claim_t, mut record_t) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
             let t = Instant::now();
-            let due = store
-                .due_contacts(campaign.id, Utc::now(), batch.max(32) as i64)
+            let mut slots = batch;
+            let round = store
+                .claim_due(campaign.id, Utc::now(), batch.max(32) as i64, |_| {
+                    (slots > 0).then(|| {
+                        slots -= 1;
+                        ClaimDecision::Dial { agent_id: AGENT }
+                    })
+                })
                 .await?;
-            due_t.push(t.elapsed().as_secs_f64() * 1e3);
-            let decisions: Vec<_> = due
-                .into_iter()
-                .take(batch)
-                .map(|d| (d, ClaimDecision::Dial { agent_id: AGENT }))
-                .collect();
-            let t = Instant::now();
-            let claimed = store.apply_claims(campaign.id, &decisions).await?;
             claim_t.push(t.elapsed().as_secs_f64() * 1e3);
+            let claimed = round.claimed;
             ensure!(
                 claimed.len() == batch,
                 "claimed {} of {batch}",
@@ -453,50 +445,13 @@ async fn claim_cost(size: usize) -> anyhow::Result<()> {
             store.record_results(&results).await?;
             record_t.push(t.elapsed().as_secs_f64() * 1e3);
         }
-        budget -= rounds * batch;
+        budget = budget.saturating_sub(rounds * batch);
         let per = |v: &[f64]| median(v);
         println!(
-            "claim_cost contacts={size} batch={batch} rounds={rounds} due_query_ms={:.3} claim_tx_ms={:.3} record_tx_ms={:.3} per_contact_ms={:.3} loadavg={load}",
-            per(&due_t),
+            "claim_cost contacts={size} batch={batch} rounds={rounds} claim_tx_ms={:.3} record_tx_ms={:.3} per_contact_ms={:.4} loadavg={load}",
             per(&claim_t),
             per(&record_t),
-            (per(&due_t) + per(&claim_t) + per(&record_t)) / batch as f64,
-        );
-    }
-    // The same work with set-based statements (a prototype of the suggested
-    // fix, not dialerd's code): one UPDATE and one INSERT per claim, one
-    // UPDATE per record batch, instead of three and one statements per contact.
-    for batch in [1usize, 8, 32, 64] {
-        let load = loadavg();
-        let rounds = (400 / batch).clamp(20, 100).min(budget / batch / 4).max(1);
-        let (mut due_t, mut claim_t, mut record_t) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..rounds {
-            let t = Instant::now();
-            let due = store
-                .due_contacts(campaign.id, Utc::now(), batch.max(32) as i64)
-                .await?;
-            due_t.push(t.elapsed().as_secs_f64() * 1e3);
-            let due: Vec<_> = due.into_iter().take(batch).collect();
-            let t = Instant::now();
-            let claimed = setbased_claim(&store, campaign.id, &due).await?;
-            claim_t.push(t.elapsed().as_secs_f64() * 1e3);
-            ensure!(
-                claimed.len() == batch,
-                "set-based: claimed {} of {batch}",
-                claimed.len()
-            );
-            let t = Instant::now();
-            setbased_record(&store, &claimed).await?;
-            record_t.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-        budget -= rounds * batch;
-        let per = |v: &[f64]| median(v);
-        println!(
-            "claim_cost_setbased contacts={size} batch={batch} rounds={rounds} due_query_ms={:.3} claim_tx_ms={:.3} record_tx_ms={:.3} per_contact_ms={:.3} loadavg={load}",
-            per(&due_t),
-            per(&claim_t),
-            per(&record_t),
-            (per(&due_t) + per(&claim_t) + per(&record_t)) / batch as f64,
+            (per(&claim_t) + per(&record_t)) / batch as f64,
         );
     }
     let sending: i64 =
@@ -512,91 +467,4 @@ fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     s.get(s.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
-/// Prototype: claims `due` (all dialed with agent 7) in one transaction of
-/// two set-based statements, with the same guards as `apply_claims`.
-async fn setbased_claim(
-    store: &Store,
-    campaign_id: i64,
-    due: &[dialerd::store::DueContact],
-) -> anyhow::Result<Vec<(i64, i64)>> {
-    let now = Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let guards = serde_json::to_string(
-        &due.iter()
-            .map(|d| json!([d.id, d.state, d.attempts]))
-            .collect::<Vec<_>>(),
-    )?;
-    let mut tx = store.pool().begin_with("BEGIN IMMEDIATE").await?;
-    let active: Option<String> = sqlx::query_scalar("SELECT status FROM campaigns WHERE id = ?")
-        .bind(campaign_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let paused: Option<String> =
-        sqlx::query_scalar("SELECT dispatch_paused FROM daemon WHERE id = 1")
-            .fetch_optional(&mut *tx)
-            .await?
-            .flatten();
-    ensure!(
-        active.as_deref() == Some("active") && paused.is_none(),
-        "campaign not dialable"
-    );
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "UPDATE contacts SET state = 'in_progress', attempts = attempts + 1, updated_at = ?1 \
-         WHERE id IN (SELECT c.id FROM json_each(?2) j JOIN contacts c \
-                        ON c.id = json_extract(j.value, '$[0]') AND c.state = json_extract(j.value, '$[1]') \
-                       AND c.attempts = json_extract(j.value, '$[2]') \
-                      WHERE NOT EXISTS (SELECT 1 FROM dnc WHERE dnc.phone_number = c.phone_number)) \
-         RETURNING id",
-    )
-    .bind(&now)
-    .bind(&guards)
-    .fetch_all(&mut *tx)
-    .await?;
-    let ids_json = serde_json::to_string(&ids)?;
-    let rows: Vec<(i64, i64)> = sqlx::query_as(
-        "INSERT INTO attempts (contact_id, campaign_id, attempt_no, state, agent_id, to_number, sent_at) \
-         SELECT c.id, ?1, (SELECT COALESCE(MAX(attempt_no), 0) + 1 FROM attempts a WHERE a.contact_id = c.id), \
-                'sending', ?2, c.phone_number, ?3 \
-         FROM json_each(?4) j JOIN contacts c ON c.id = j.value \
-         RETURNING id, contact_id",
-    )
-    .bind(campaign_id)
-    .bind(AGENT)
-    .bind(&now)
-    .bind(&ids_json)
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(rows)
-}
-
-/// Prototype: records every claimed attempt as accepted in one statement.
-async fn setbased_record(store: &Store, claimed: &[(i64, i64)]) -> anyhow::Result<()> {
-    let now = Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let items = serde_json::to_string(
-        &claimed
-            .iter()
-            .map(|(a, _)| {
-                json!([
-                    a,
-                    format!("sb{a}"),
-                    json!({"success": true, "requestId": a}).to_string(),
-                    1
-                ])
-            })
-            .collect::<Vec<_>>(),
-    )?;
-    let mut tx = store.pool().begin_with("BEGIN IMMEDIATE").await?;
-    sqlx::query(
-        "UPDATE attempts SET state = 'accepted', request_id = json_extract(j.value, '$[1]'), \
-         raw_response = json_extract(j.value, '$[2]'), tries = json_extract(j.value, '$[3]'), accepted_at = ?1 \
-         FROM json_each(?2) j WHERE attempts.id = json_extract(j.value, '$[0]') AND attempts.state = 'sending'",
-    )
-    .bind(&now)
-    .bind(&items)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(())
 }

@@ -75,7 +75,7 @@ impl Default for RawDispatch {
             retry_max_tries: 6,
             retry_min_delay_ms: 500,
             retry_max_delay_secs: 60,
-            claim_batch: 64,
+            claim_batch: 256,
         }
     }
 }

@@ -80,48 +80,34 @@ impl Engine {
                 break;
             };
             let now = self.clock.now();
-            let due = self
+            let mut dial_slots = permits.len();
+            let round = self
                 .store
-                .due_contacts(c.id, now, (permits.len() as i64).max(read))
+                .claim_due(c.id, now, (permits.len() as i64).max(read), |d| {
+                    let decision = policy::decide(d, &rules, agent, now);
+                    if matches!(decision, ClaimDecision::Dial { .. }) {
+                        if dial_slots == 0 {
+                            return None;
+                        }
+                        dial_slots -= 1;
+                    }
+                    Some(decision)
+                })
                 .await?;
-            if due.is_empty() {
+            if round.read == 0 {
                 break;
             }
-            let mut dial_slots = permits.len();
-            let decisions: Vec<_> = due
-                .into_iter()
-                .filter_map(|d| {
-                    let decision = policy::decide(&d, &rules, agent, now);
-                    match decision {
-                        ClaimDecision::Dial { .. } if dial_slots == 0 => None,
-                        ClaimDecision::Dial { .. } => {
-                            dial_slots -= 1;
-                            Some((d, decision))
-                        }
-                        ClaimDecision::Defer(_) => {
-                            report.deferred += 1;
-                            Some((d, decision))
-                        }
-                        ClaimDecision::Suppress => {
-                            report.suppressed += 1;
-                            Some((d, decision))
-                        }
-                        _ => Some((d, decision)),
-                    }
-                })
-                .collect();
-            let wanted_dial = decisions
-                .iter()
-                .any(|(_, d)| matches!(d, ClaimDecision::Dial { .. }));
-            read = if wanted_dial {
+            report.deferred += round.deferred;
+            report.suppressed += round.suppressed;
+            read = if round.wanted_dial {
                 READ_MIN
             } else {
                 (read * 4).min(READ_MAX)
             };
-            let claimed = self.store.apply_claims(c.id, &decisions).await?;
-            if wanted_dial && claimed.is_empty() {
-                // The campaign or dispatching was paused meanwhile, or another
-                // sweep took these contacts: stop; the next fire looks again.
+            let claimed = round.claimed;
+            if round.wanted_dial && claimed.is_empty() {
+                // The campaign or dispatching was paused meanwhile: stop; the
+                // next fire looks again.
                 break;
             }
             for (claim, permit) in claimed.into_iter().zip(permits) {

@@ -82,9 +82,11 @@ impl EngineConfig {
             .max(1)
     }
 
-    /// Attempts that may be claimed and unfinished at once.
+    /// Attempts that may be claimed and unfinished at once: the requests in
+    /// flight and two claim batches, so the next batch is claimed while the
+    /// previous one still queues for a slot and the senders never run dry.
     fn claim_budget(&self) -> usize {
-        self.max_in_flight as usize + self.claim_size()
+        self.max_in_flight as usize + 2 * self.claim_size()
     }
 
     fn limiter(&self) -> DefaultDirectRateLimiter {

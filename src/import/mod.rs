@@ -15,7 +15,6 @@
 //! rules to rows other programs insert straight into the database.
 
 mod csv_source;
-mod fast_phone;
 mod header;
 pub mod inbox;
 mod overrides;

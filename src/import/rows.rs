@@ -5,9 +5,9 @@
 
 use phonenumber::country::Id;
 
-use super::fast_phone::parse_phone;
 use super::header::Mapping;
 use crate::calendar::parse_tz;
+use crate::phone::fast::parse_phone;
 use crate::store::NewContact;
 
 /// The longest value a cell may hold; a longer one rejects its row.

@@ -5,6 +5,7 @@ use std::fmt;
 
 use phonenumber::country::Id;
 
+pub mod fast;
 pub mod zones;
 
 /// A valid phone number in E.164 form (`+14155552671`).
@@ -87,6 +88,9 @@ impl PhoneNumber {
 
     /// The region the number belongs to, when its country code maps to one.
     pub fn region(&self) -> Option<Id> {
+        if let Some(region) = fast::fast_region(&self.0) {
+            return region;
+        }
         phonenumber::parse(None, &self.0)
             .ok()
             .and_then(|p| p.country().id())

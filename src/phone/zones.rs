@@ -26,6 +26,18 @@ fn zone_name(number: &PhoneNumber) -> Option<&'static str> {
     if let Some((_, zone)) = PREFIXES.iter().find(|(p, _)| e164.starts_with(p)) {
         return Some(zone);
     }
+    // A US or Canadian area code decides alone (the Caribbean and Pacific
+    // +1 territories have area codes of their own, not in these tables), so
+    // the common case needs no look at the numbering plan.
+    if e164.starts_with("+1") && e164.len() == 12 {
+        let code: u16 = e164[2..5].parse().ok()?;
+        if SPLIT.contains(&code) {
+            return None;
+        }
+        if let Some(zone) = nanp_zone(e164) {
+            return Some(zone);
+        }
+    }
     match number.region()? {
         // The +1 Caribbean and Pacific territories have region ids of their own.
         Id::US | Id::CA => nanp_zone(e164),
@@ -228,6 +240,33 @@ const SPLIT: &[u16] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The area-code shortcut is only right if every listed code is a US or
+    /// Canadian one: a Caribbean code there would skip its own country's zone.
+    #[test]
+    fn every_listed_area_code_belongs_to_the_us_or_canada() {
+        let mut valid = 0;
+        for (_, codes) in NANP {
+            for code in codes.iter() {
+                for subscriber in ["2345678", "4567890", "7654321", "8675309"] {
+                    let e164 = format!("+1{code}{subscriber}");
+                    let Ok(p) = phonenumber::parse(None, &e164) else {
+                        continue;
+                    };
+                    if !p.is_valid() {
+                        continue;
+                    }
+                    valid += 1;
+                    let region = p.country().id();
+                    assert!(
+                        matches!(region, Some(Id::US | Id::CA)),
+                        "{e164} is listed in the area-code table but belongs to {region:?}"
+                    );
+                }
+            }
+        }
+        assert!(valid > 200, "too few numbers checked: {valid}");
+    }
 
     #[test]
     fn every_zone_name_in_the_tables_is_a_known_iana_zone() {

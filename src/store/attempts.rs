@@ -82,6 +82,24 @@ pub enum ContactNext {
     RetryAt(DateTime<Utc>),
 }
 
+/// Accepted results written by one statement.
+const ACCEPT_CHUNK: usize = 32;
+
+/// Marks up to [`ACCEPT_CHUNK`] attempts accepted: `ACCEPT_CHUNK` rows of
+/// (attempt id, request id, raw response, tries), then the time.
+fn accept_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let rows = vec!["(?, ?, ?, ?)"; ACCEPT_CHUNK].join(", ");
+        format!(
+            "WITH v(id, request_id, raw, tries) AS (VALUES {rows}) \
+             UPDATE attempts SET state = 'accepted', request_id = v.request_id, raw_response = v.raw, \
+                    tries = v.tries, accepted_at = ? \
+             FROM v WHERE attempts.id = v.id AND attempts.state = 'sending'"
+        )
+    })
+}
+
 impl Store {
     /// Writes a batch of request results in one transaction (so many workers
     /// share one `synchronous=FULL` commit) and moves each contact on.
@@ -90,33 +108,37 @@ impl Store {
             return Ok(());
         }
         let now = self.now_text();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let accepted: Vec<serde_json::Value> = results
+        let mut tx = self.begin_write().await?;
+        let accepted: Vec<(i64, &str, &str, i64)> = results
             .iter()
             .filter_map(|r| match &r.result {
                 SendResult::Accepted {
                     request_id,
                     raw_response,
-                } => Some(serde_json::json!([
+                } => Some((
                     r.attempt_id,
-                    request_id,
-                    raw_response,
-                    r.tries
-                ])),
+                    request_id.as_str(),
+                    raw_response.as_str(),
+                    i64::from(r.tries),
+                )),
                 _ => None,
             })
             .collect();
-        if !accepted.is_empty() {
-            sqlx::query(
-                "UPDATE attempts SET state = 'accepted', request_id = json_extract(j.value, '$[1]'), \
-                        raw_response = json_extract(j.value, '$[2]'), tries = json_extract(j.value, '$[3]'), accepted_at = ?1 \
-                 FROM json_each(?2) j \
-                 WHERE attempts.id = json_extract(j.value, '$[0]') AND attempts.state = 'sending'",
-            )
-            .bind(&now)
-            .bind(serde_json::Value::Array(accepted).to_string())
-            .execute(&mut *tx)
-            .await?;
+        // Fixed-size chunks (padded with rows of NULLs, which match nothing),
+        // so one prepared statement serves every batch.
+        for chunk in accepted.chunks(ACCEPT_CHUNK) {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(accept_sql()));
+            for (id, request_id, raw, tries) in chunk {
+                q = q.bind(id).bind(*request_id).bind(*raw).bind(tries);
+            }
+            for _ in chunk.len()..ACCEPT_CHUNK {
+                q = q
+                    .bind(None::<i64>)
+                    .bind(None::<&str>)
+                    .bind(None::<&str>)
+                    .bind(None::<i64>);
+            }
+            q.bind(&now).execute(&mut *tx).await?;
         }
         for r in results {
             let tries = i64::from(r.tries);
@@ -174,7 +196,7 @@ impl Store {
     /// Returns how many were recovered.
     pub async fn recover_sending(&self, why: &str) -> sqlx::Result<u64> {
         let now = self.now_text();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let n = sqlx::query("UPDATE attempts SET state = 'uncertain', uncertain_at = ?, error = ? WHERE state = 'sending'")
             .bind(&now)
             .bind(why)
@@ -236,7 +258,7 @@ impl Store {
         call_log_id: Option<i64>,
     ) -> sqlx::Result<bool> {
         let now = self.now_text();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let n = sqlx::query(
             "UPDATE attempts SET state = 'accepted', request_id = COALESCE(?, request_id), call_log_id = ?, accepted_at = ? \
              WHERE id = ? AND state = 'uncertain'",
@@ -273,7 +295,7 @@ impl Store {
         why: &str,
     ) -> sqlx::Result<bool> {
         let now = self.now_text();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let n = sqlx::query(
             "UPDATE attempts SET state = 'not_placed', error = COALESCE(error || '; ', '') || ?, finished_at = ? \
              WHERE id = ? AND state = 'uncertain'",
@@ -326,7 +348,7 @@ impl Store {
             return Ok(());
         }
         let now = self.now_text();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         for (attempt_id, contact_id, log, next) in items {
             let n = sqlx::query(
                 "UPDATE attempts SET outcome = ?, provider_status = COALESCE(?, provider_status), \

@@ -235,7 +235,7 @@ impl Store {
         reason: Option<&str>,
     ) -> sqlx::Result<bool> {
         let now = self.now_text();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let n = sqlx::query(
             "UPDATE campaigns SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?",
         )

@@ -2,6 +2,8 @@
 //! transaction that also commits the `sending` attempt rows) and validating
 //! rows that other programs inserted.
 
+use std::collections::{BTreeMap, HashMap};
+
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
@@ -46,6 +48,35 @@ pub struct Claimed {
     pub agent_id: i64,
     pub to_number: String,
     pub call_context: String,
+}
+
+/// What one claim round read and did.
+#[derive(Debug, Default)]
+pub struct ClaimRound {
+    /// Due contacts read.
+    pub read: usize,
+    /// Whether the policy wanted to dial any of them.
+    pub wanted_dial: bool,
+    /// Attempts committed `sending`, ready to be sent.
+    pub claimed: Vec<Claimed>,
+    /// Contacts put off until their calling window opens.
+    pub deferred: u64,
+    /// Contacts found on the do-not-call list (now `suppressed`).
+    pub suppressed: u64,
+}
+
+/// Ids as a JSON array, for `json_each`.
+fn id_list(ids: &[i64]) -> String {
+    let mut s = String::with_capacity(ids.len() * 8 + 2);
+    s.push('[');
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&id.to_string());
+    }
+    s.push(']');
+    s
 }
 
 /// A contact another program inserted, not yet validated.
@@ -97,132 +128,138 @@ impl Store {
             .await
     }
 
-    /// Applies the policy's decisions in one transaction. Each contact is
-    /// re-checked inside it (still due, still in the state that was read), so
-    /// a concurrent pause, cancel or DNC addition is never overtaken; dialed
-    /// contacts become `in_progress` and get a `sending` attempt row, all
-    /// committed before any request is sent.
-    pub async fn apply_claims(
+    /// One claim round of campaign `campaign_id`, in one write transaction:
+    /// reads up to `limit` contacts due at `now`, asks `decide` about each
+    /// (`None` leaves a contact untouched, e.g. when no dial slot is left),
+    /// and applies the decisions. Dialed contacts become `in_progress` with
+    /// a `sending` attempt row, committed before any request is sent. As the
+    /// read and the writes share the transaction, a concurrent pause, cancel
+    /// or DNC addition either happened before the read (and is seen) or waits
+    /// for the commit; nothing is re-checked. When the campaign is no longer
+    /// active or dispatching is paused, nobody is dialed (deferrals and
+    /// closures still apply).
+    pub async fn claim_due<F>(
         &self,
         campaign_id: i64,
-        decisions: &[(DueContact, ClaimDecision)],
-    ) -> sqlx::Result<Vec<Claimed>> {
-        use serde_json::json;
-        let now = self.now_text();
-        // Each decision's contact as read: [id, state, attempts, ...], so every
-        // statement below touches a contact only if it is still exactly so.
-        let mut dial = Vec::new();
-        let mut defer = Vec::new();
-        let mut close = Vec::new();
-        for (c, d) in decisions {
-            match d {
+        now: DateTime<Utc>,
+        limit: i64,
+        mut decide: F,
+    ) -> sqlx::Result<ClaimRound>
+    where
+        F: FnMut(&DueContact) -> Option<ClaimDecision>,
+    {
+        let stamp = self.now_text();
+        let mut tx = self.begin_write().await?;
+        let due: Vec<DueContact> = sqlx::query_as(sqlx::AssertSqlSafe(due_sql()))
+            .bind(campaign_id)
+            .bind(to_db_text(now))
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut round = ClaimRound {
+            read: due.len(),
+            ..ClaimRound::default()
+        };
+        // Grouped so that each group is one statement over a list of ids.
+        let mut dial: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+        let mut defer: BTreeMap<DateTime<Utc>, Vec<i64>> = BTreeMap::new();
+        let mut close: BTreeMap<(&'static str, Option<String>), Vec<i64>> = BTreeMap::new();
+        let mut context: HashMap<i64, String> = HashMap::new();
+        for c in due {
+            let Some(decision) = decide(&c) else { continue };
+            match decision {
                 ClaimDecision::Dial { agent_id } => {
-                    dial.push(json!([c.id, c.state, c.attempts, agent_id]))
+                    round.wanted_dial = true;
+                    dial.entry(agent_id).or_default().push(c.id);
+                    context.insert(c.id, c.call_context);
                 }
                 ClaimDecision::Defer(until) => {
-                    defer.push(json!([c.id, c.state, c.attempts, to_db_text(*until)]))
+                    round.deferred += 1;
+                    defer.entry(until).or_default().push(c.id);
                 }
                 ClaimDecision::Suppress => {
-                    close.push(json!([c.id, c.state, c.attempts, "suppressed", null]))
+                    round.suppressed += 1;
+                    close.entry(("suppressed", None)).or_default().push(c.id);
                 }
-                ClaimDecision::Exhaust => {
-                    close.push(json!([c.id, c.state, c.attempts, "exhausted", null]))
-                }
+                ClaimDecision::Exhaust => close.entry(("exhausted", None)).or_default().push(c.id),
                 ClaimDecision::Invalid(r) => {
-                    close.push(json!([c.id, c.state, c.attempts, "invalid", r]))
+                    close.entry(("invalid", Some(r))).or_default().push(c.id)
                 }
             }
         }
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        if !defer.is_empty() {
+        for (until, ids) in &defer {
             sqlx::query(
-                "UPDATE contacts SET next_attempt_at = json_extract(j.value, '$[3]'), updated_at = ?1 \
-                 FROM json_each(?2) j \
-                 WHERE contacts.id = json_extract(j.value, '$[0]') AND contacts.state = json_extract(j.value, '$[1]') \
-                   AND contacts.attempts = json_extract(j.value, '$[2]')",
+                "UPDATE contacts SET next_attempt_at = ?1, updated_at = ?2 \
+                 WHERE id IN (SELECT value FROM json_each(?3))",
             )
-            .bind(&now)
-            .bind(serde_json::Value::Array(defer).to_string())
+            .bind(to_db_text(*until))
+            .bind(&stamp)
+            .bind(id_list(ids))
             .execute(&mut *tx)
             .await?;
         }
-        if !close.is_empty() {
+        for ((state, reason), ids) in &close {
             sqlx::query(
-                "UPDATE contacts SET state = json_extract(j.value, '$[3]'), \
-                        invalid_reason = COALESCE(json_extract(j.value, '$[4]'), invalid_reason), \
-                        next_attempt_at = NULL, updated_at = ?1 \
-                 FROM json_each(?2) j \
-                 WHERE contacts.id = json_extract(j.value, '$[0]') AND contacts.state = json_extract(j.value, '$[1]') \
-                   AND contacts.attempts = json_extract(j.value, '$[2]')",
+                "UPDATE contacts SET state = ?1, invalid_reason = COALESCE(?2, invalid_reason), \
+                        next_attempt_at = NULL, updated_at = ?3 \
+                 WHERE id IN (SELECT value FROM json_each(?4))",
             )
-            .bind(&now)
-            .bind(serde_json::Value::Array(close).to_string())
+            .bind(*state)
+            .bind(reason.as_deref())
+            .bind(&stamp)
+            .bind(id_list(ids))
             .execute(&mut *tx)
             .await?;
         }
-        let mut claimed = Vec::new();
-        let may_dial: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM campaigns WHERE id = ? AND status = 'active') \
-                AND EXISTS (SELECT 1 FROM daemon WHERE id = 1 AND dispatch_paused IS NULL)",
-        )
-        .bind(campaign_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        if may_dial && !dial.is_empty() {
-            let dial = serde_json::Value::Array(dial).to_string();
-            // Still as read, and (re-checked here) not on the do-not-call list.
-            let ids: Vec<i64> = sqlx::query_scalar(
-                "UPDATE contacts SET state = 'in_progress', attempts = attempts + 1, updated_at = ?1 \
-                 FROM json_each(?2) j \
-                 WHERE contacts.id = json_extract(j.value, '$[0]') AND contacts.state = json_extract(j.value, '$[1]') \
-                   AND contacts.attempts = json_extract(j.value, '$[2]') \
-                   AND NOT EXISTS (SELECT 1 FROM dnc WHERE dnc.phone_number = contacts.phone_number) \
-                 RETURNING contacts.id",
+        if !dial.is_empty() {
+            let may_dial: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM campaigns WHERE id = ? AND status = 'active') \
+                    AND EXISTS (SELECT 1 FROM daemon WHERE id = 1 AND dispatch_paused IS NULL)",
             )
-            .bind(&now)
-            .bind(&dial)
-            .fetch_all(&mut *tx)
+            .bind(campaign_id)
+            .fetch_one(&mut *tx)
             .await?;
-            if !ids.is_empty() {
-                let rows: Vec<(i64, i64, i64, i64, String)> = sqlx::query_as(
-                    "INSERT INTO attempts (contact_id, campaign_id, attempt_no, state, agent_id, to_number, sent_at) \
-                     SELECT c.id, ?1, (SELECT COALESCE(MAX(a.attempt_no), 0) + 1 FROM attempts a WHERE a.contact_id = c.id), \
-                            'sending', json_extract(j.value, '$[3]'), c.phone_number, ?2 \
-                     FROM json_each(?3) j JOIN contacts c ON c.id = json_extract(j.value, '$[0]') \
-                     WHERE c.id IN (SELECT value FROM json_each(?4)) \
-                     RETURNING id, contact_id, attempt_no, agent_id, to_number",
-                )
-                .bind(campaign_id)
-                .bind(&now)
-                .bind(&dial)
-                .bind(serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()))
-                .fetch_all(&mut *tx)
-                .await?;
-                let context: std::collections::HashMap<i64, &str> = decisions
-                    .iter()
-                    .map(|(c, _)| (c.id, c.call_context.as_str()))
-                    .collect();
-                claimed = rows
-                    .into_iter()
-                    .map(
-                        |(attempt_id, contact_id, attempt_no, agent_id, to_number)| Claimed {
+            if may_dial {
+                for (agent_id, ids) in &dial {
+                    let ids = id_list(ids);
+                    sqlx::query(
+                        "UPDATE contacts SET state = 'in_progress', attempts = attempts + 1, updated_at = ?1 \
+                         WHERE id IN (SELECT value FROM json_each(?2))",
+                    )
+                    .bind(&stamp)
+                    .bind(&ids)
+                    .execute(&mut *tx)
+                    .await?;
+                    let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+                        "INSERT INTO attempts (contact_id, campaign_id, attempt_no, state, agent_id, to_number, sent_at) \
+                         SELECT c.id, ?1, (SELECT COALESCE(MAX(a.attempt_no), 0) + 1 FROM attempts a WHERE a.contact_id = c.id), \
+                                'sending', ?2, c.phone_number, ?3 \
+                         FROM json_each(?4) j JOIN contacts c ON c.id = j.value \
+                         RETURNING id, contact_id, attempt_no, to_number",
+                    )
+                    .bind(campaign_id)
+                    .bind(agent_id)
+                    .bind(&stamp)
+                    .bind(&ids)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    round.claimed.extend(rows.into_iter().map(
+                        |(attempt_id, contact_id, attempt_no, to_number)| Claimed {
                             attempt_id,
                             contact_id,
                             campaign_id,
                             attempt_no,
-                            agent_id,
+                            agent_id: *agent_id,
                             to_number,
-                            call_context: context
-                                .get(&contact_id)
-                                .map(|s| s.to_string())
-                                .unwrap_or_else(|| "{}".into()),
+                            call_context:
+                                context.remove(&contact_id).unwrap_or_else(|| "{}".into()),
                         },
-                    )
-                    .collect();
+                    ));
+                }
             }
         }
         tx.commit().await?;
-        Ok(claimed)
+        Ok(round)
     }
 
     /// Calls of a campaign that are live: sending, uncertain, or accepted without an outcome.
@@ -261,7 +298,7 @@ impl Store {
         results: &[(i64, Result<String, String>)],
     ) -> sqlx::Result<()> {
         let now = self.now_text();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         for (id, result) in results {
             let outcome = match result {
                 Ok(e164) => {

@@ -113,7 +113,7 @@ impl Store {
     /// resumes it; `reason` is shown by `status`.
     pub async fn pause_dispatch(&self, reason: &str) -> sqlx::Result<()> {
         let now = self.now_text();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE daemon SET dispatch_paused = ? WHERE id = 1")
             .bind(format!("{now}: {reason}"))
             .execute(&mut *tx)
@@ -134,7 +134,7 @@ impl Store {
     /// Clears a global dispatch pause.
     pub async fn resume_dispatch(&self) -> sqlx::Result<bool> {
         let now = self.now_text();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let n = sqlx::query(
             "UPDATE daemon SET dispatch_paused = NULL WHERE id = 1 AND dispatch_paused IS NOT NULL",
         )

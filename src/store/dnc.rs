@@ -21,7 +21,7 @@ impl Store {
         reason: Option<&str>,
     ) -> sqlx::Result<u64> {
         let now = self.now_text();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let mut added = 0;
         for n in numbers {
             added += sqlx::query(
@@ -49,7 +49,7 @@ impl Store {
     /// Removes numbers from the list; returns how many were there. Suppressed
     /// contacts stay suppressed: an operator re-adds them on purpose.
     pub async fn dnc_remove(&self, numbers: &[PhoneNumber]) -> sqlx::Result<u64> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
         let mut removed = 0;
         for n in numbers {
             removed += sqlx::query("DELETE FROM dnc WHERE phone_number = ?")

@@ -10,13 +10,15 @@ mod dnc;
 mod imports;
 mod report;
 
+use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{SqlitePool, migrate::MigrateError};
+use sqlx::{SqliteConnection, SqlitePool, migrate::MigrateError};
 
 pub use attempts::*;
 pub use campaigns::*;
@@ -36,6 +38,37 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct Store {
     pool: SqlitePool,
     clock: SharedClock,
+    /// Taken by every write transaction of this process, so writers queue
+    /// here (in order, without sleeping) instead of in SQLite's busy handler,
+    /// whose back-off sleeps for milliseconds at a time.
+    write_turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction (`BEGIN IMMEDIATE`) holding this process's write turn
+/// until it is committed or dropped (rolled back).
+pub(crate) struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    /// Commits, then gives the write turn to the next writer.
+    pub(crate) async fn commit(self) -> sqlx::Result<()> {
+        self.tx.commit().await
+    }
+}
+
+impl Deref for WriteTx {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.tx
+    }
+}
+
+impl DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
+    }
 }
 
 /// The database could not be opened or brought up to date.
@@ -115,7 +148,20 @@ impl Store {
                 });
             }
         }
-        Ok(Self { pool, clock })
+        Ok(Self {
+            pool,
+            clock,
+            write_turn: Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+
+    /// Begins a write transaction once no other write transaction of this
+    /// process is open. Another process's writer is still waited for by
+    /// SQLite's busy timeout.
+    pub(crate) async fn begin_write(&self) -> sqlx::Result<WriteTx> {
+        let turn = self.write_turn.clone().lock_owned().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(WriteTx { tx, _turn: turn })
     }
 
     /// The underlying pool, for queries the store does not wrap (tests, tools).

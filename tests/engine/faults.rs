@@ -558,17 +558,15 @@ async fn an_uncertain_attempt_that_never_reached_the_api_becomes_not_placed_and_
 
 /// Claims `number`'s contact (commits its `sending` attempt) without sending.
 async fn claim_without_sending(w: &World, campaign_id: i64) -> dialerd::store::Claimed {
-    let due = w
+    let round = w
         .store
-        .due_contacts(campaign_id, w.clock.now(), 10)
+        .claim_due(campaign_id, w.clock.now(), 10, |_| {
+            Some(ClaimDecision::Dial { agent_id: AGENT })
+        })
         .await
         .unwrap();
-    assert_eq!(due.len(), 1);
-    let decisions: Vec<_> = due
-        .into_iter()
-        .map(|d| (d, ClaimDecision::Dial { agent_id: AGENT }))
-        .collect();
-    let mut claimed = w.store.apply_claims(campaign_id, &decisions).await.unwrap();
+    assert_eq!(round.read, 1);
+    let mut claimed = round.claimed;
     assert_eq!(w.attempts().await[0].state, "sending");
     claimed.remove(0)
 }

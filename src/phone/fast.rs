@@ -153,6 +153,41 @@ fn code_info(code: u16) -> Option<Arc<CodeInfo>> {
         .clone()
 }
 
+/// The region of an E.164 number, as `phonenumber::parse(None, e164)`'s
+/// `country().id()` gives it (its `validator::source_for`), without parsing:
+/// `Some(answer)` when `e164` is `+` and digits read the same by both,
+/// `None` when only the parser can tell.
+pub fn fast_region(e164: &str) -> Option<Option<Id>> {
+    let digits = e164.strip_prefix('+')?;
+    if !(7..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (code, info) = (1..=3).find_map(|len| {
+        let code: u16 = digits[..len].parse().ok()?;
+        DATABASE.region(&code)?;
+        Some((len, code_info(code)?))
+    })?;
+    let national = &digits[code..];
+    // The parser keeps the national number as an integer (leading zeros are
+    // a flag of their own) and may strip a national prefix: leave those to it.
+    if national.starts_with('0') || info.regions.iter().any(|r| r.may_strip(national)) {
+        return None;
+    }
+    if info.single {
+        return Some(info.regions.first().and_then(|r| r.id.parse().ok()));
+    }
+    for r in &info.regions {
+        let chosen = match &r.leading_digits {
+            Some(ld) => ld.find(national).is_some_and(|m| m.start() == 0),
+            None => r.valid(national),
+        };
+        if chosen {
+            return Some(r.id.parse().ok());
+        }
+    }
+    Some(None)
+}
+
 /// `phonenumber::is_valid` for country code `info` and national number `n`.
 fn is_valid(info: &CodeInfo, n: &str) -> bool {
     if info.single {
@@ -255,6 +290,42 @@ mod tests {
         assert!(
             fast_hits > checked / 10,
             "the fast path must serve most E.164 numbers ({fast_hits}/{checked})"
+        );
+    }
+
+    /// The region the fast path gives is the parser's, for every metadata
+    /// example (valid or not) of every region whenever it answers.
+    #[test]
+    fn the_fast_region_agrees_with_the_parser_on_every_metadata_example() {
+        let (mut hits, mut checked) = (0, 0);
+        for meta in DATABASE.iter() {
+            let d = meta.descriptors();
+            let all = [
+                Some(d.general()),
+                d.fixed_line(),
+                d.mobile(),
+                d.toll_free(),
+                d.premium_rate(),
+                d.voip(),
+                d.uan(),
+            ];
+            for ex in all.into_iter().flatten().filter_map(|d| d.example()) {
+                for v in [ex.to_string(), format!("{ex}0"), format!("0{ex}")] {
+                    let raw = format!("+{}{v}", meta.country_code());
+                    checked += 1;
+                    if let Some(fast) = fast_region(&raw) {
+                        hits += 1;
+                        let slow = phonenumber::parse(None, &raw)
+                            .ok()
+                            .and_then(|p| p.country().id());
+                        assert_eq!(fast, slow, "{raw}");
+                    }
+                }
+            }
+        }
+        assert!(
+            hits > checked / 2,
+            "the fast path must serve most numbers ({hits}/{checked})"
         );
     }
 
