@@ -94,6 +94,22 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
+/// CPU seconds (user + system) this process has used so far, from
+/// `/proc/self/stat` (clock ticks of 10 ms); NaN where it cannot be read.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    match (
+        f.get(11).and_then(|v| v.parse::<f64>().ok()),
+        f.get(12).and_then(|v| v.parse::<f64>().ok()),
+    ) {
+        (Some(u), Some(s)) => (u + s) / 100.0,
+        _ => f64::NAN,
+    }
+}
+
 /// The 1-, 5- and 15-minute load averages.
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -168,6 +184,7 @@ fn secs_between(a: DateTime<Utc>, b: DateTime<Utc>) -> f64 {
 // ---------------------------------------------------------------- throughput
 
 struct EngineRun {
+    cpu_us: f64,
     claim_batch: u32,
     rate: f64,
     secs: f64,
@@ -188,7 +205,9 @@ async fn engine_run(n: usize) -> anyhow::Result<EngineRun> {
     let engine = Engine::new(store.clone(), client(&sim.base_url())?, clock, cfg, stop_rx);
     let t0 = Utc::now();
     let started = Instant::now();
+    let cpu0 = cpu_secs();
     let report = engine.sweep_campaign(&campaign).await?;
+    let cpu = cpu_secs() - cpu0;
     let sweep_secs = started.elapsed().as_secs_f64();
     let end = Utc::now();
     ensure!(
@@ -222,6 +241,7 @@ async fn engine_run(n: usize) -> anyhow::Result<EngineRun> {
     store.close().await;
     sim.shutdown().await?;
     Ok(EngineRun {
+        cpu_us: cpu / n as f64 * 1e6,
         claim_batch,
         rate: n as f64 / secs,
         secs,
@@ -243,7 +263,7 @@ fn body(i: usize) -> DispatchRequest {
 }
 
 /// The reference: reqwest, 32 in flight, the same bodies, a fresh simulator.
-async fn raw_run(n: usize) -> anyhow::Result<(f64, f64)> {
+async fn raw_run(n: usize) -> anyhow::Result<(f64, f64, f64)> {
     let sim = sim::spawn(SimOptions::default()).await?;
     let http = reqwest::Client::builder()
         .tcp_nodelay(true)
@@ -252,6 +272,7 @@ async fn raw_run(n: usize) -> anyhow::Result<(f64, f64)> {
     let url = format!("{}/calls/dispatch", sim.base_url());
     let bodies: Vec<DispatchRequest> = (0..n).map(body).collect();
     let started = Instant::now();
+    let cpu0 = cpu_secs();
     futures::stream::iter(bodies.iter())
         .map(|b| {
             let (http, url) = (&http, &url);
@@ -272,13 +293,14 @@ async fn raw_run(n: usize) -> anyhow::Result<(f64, f64)> {
         .try_collect::<()>()
         .await?;
     let secs = started.elapsed().as_secs_f64();
+    let cpu_us = (cpu_secs() - cpu0) / n as f64 * 1e6;
     ensure!(
         sim.stats().calls_placed == n as u64,
         "the reference placed {} calls",
         sim.stats().calls_placed
     );
     sim.shutdown().await?;
-    Ok((n as f64 / secs, secs))
+    Ok((n as f64 / secs, secs, cpu_us))
 }
 
 async fn throughput(n: usize, runs: usize) -> anyhow::Result<()> {
@@ -286,21 +308,22 @@ async fn throughput(n: usize, runs: usize) -> anyhow::Result<()> {
     for run in 0..runs {
         let load = loadavg();
         let e = engine_run(n).await?;
-        let (r, rsecs) = if std::env::var("DISPATCH_BENCH_SKIP")
+        let (r, rsecs, rcpu) = if std::env::var("DISPATCH_BENCH_SKIP")
             .unwrap_or_default()
             .contains("raw")
         {
-            (f64::NAN, f64::NAN)
+            (f64::NAN, f64::NAN, f64::NAN)
         } else {
             raw_run(n).await?
         };
         println!(
-            "dispatch_run n={n} run={run} in_flight={} claim_batch={} dialerd_per_s={:.0} dialerd_secs={:.3} sweep_secs={:.3} raw_per_s={r:.0} raw_secs={rsecs:.3} ratio={:.3} loadavg={load}",
+            "dispatch_run n={n} run={run} in_flight={} claim_batch={} dialerd_per_s={:.0} dialerd_secs={:.3} sweep_secs={:.3} dialerd_cpu_us={:.1} raw_per_s={r:.0} raw_secs={rsecs:.3} raw_cpu_us={rcpu:.1} ratio={:.3} loadavg={load}",
             env_or("DISPATCH_BENCH_IN_FLIGHT", CONCURRENCY as u32),
             e.claim_batch,
             e.rate,
             e.secs,
             e.sweep_secs,
+            e.cpu_us,
             e.rate / r
         );
         eng.push(e.rate);

@@ -29,6 +29,9 @@ pub fn decide(
     if c.on_dnc {
         return ClaimDecision::Suppress;
     }
+    if let Some(problem) = &c.problem {
+        return ClaimDecision::Invalid(problem.clone());
+    }
     if c.attempts >= i64::from(rules.max_attempts) {
         return ClaimDecision::Exhaust;
     }
@@ -103,6 +106,7 @@ mod tests {
             state: "pending".into(),
             attempts,
             on_dnc: false,
+            problem: None,
         }
     }
 

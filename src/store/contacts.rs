@@ -11,7 +11,7 @@ use super::Store;
 use crate::clock::to_db_text;
 
 /// A due contact as the claim query reads it.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct DueContact {
     pub id: i64,
     pub phone_number: String,
@@ -21,6 +21,9 @@ pub struct DueContact {
     pub state: String,
     pub attempts: i64,
     pub on_dnc: bool,
+    /// Why the row cannot be dialed as it stands (a column of the wrong
+    /// type, written by another program); it is then marked invalid.
+    pub problem: Option<String>,
 }
 
 /// What the dispatch policy decided for one due contact.
@@ -65,6 +68,82 @@ pub struct ClaimRound {
     pub suppressed: u64,
 }
 
+/// Rows that one query packed into a JSON array (so they cross from the
+/// SQLite thread as one message, not one each).
+fn parse_rows<T: serde::de::DeserializeOwned>(json: Option<&str>) -> sqlx::Result<Vec<T>> {
+    match json {
+        None => Ok(Vec::new()),
+        Some(text) => serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(Box::new(e))),
+    }
+}
+
+/// The due contacts, read inside the claim transaction as one JSON array.
+/// A column of the wrong type (another program's insert) does not fail the
+/// read: the contact carries a `problem` and is marked invalid.
+async fn due_in(
+    conn: &mut sqlx::SqliteConnection,
+    campaign_id: i64,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> sqlx::Result<Vec<DueContact>> {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        format!(
+            "SELECT json_group_array(json_array(id, CAST(phone_number AS TEXT), CAST(timezone AS TEXT), \
+                    agent_id, CAST(call_context AS TEXT), state, attempts, on_dnc) \
+                    ORDER BY branch, next_attempt_at, id) FROM ({})",
+            due_sql()
+        )
+    });
+    let json: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
+        .bind(campaign_id)
+        .bind(to_db_text(now))
+        .bind(limit)
+        .fetch_one(conn)
+        .await?;
+    type Row = (
+        i64,
+        String,
+        Option<String>,
+        serde_json::Value,
+        String,
+        String,
+        serde_json::Value,
+        i64,
+    );
+    let rows: Vec<Row> = parse_rows(json.as_deref())?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, phone_number, timezone, agent, call_context, state, attempts, on_dnc)| {
+                let mut problem = None;
+                let agent_id = match agent {
+                    serde_json::Value::Null => None,
+                    v => v.as_i64().or_else(|| {
+                        problem = Some(format!("agent_id {v} is not a whole number"));
+                        None
+                    }),
+                };
+                let attempts = attempts.as_i64().unwrap_or_else(|| {
+                    problem = Some(format!("attempts {attempts} is not a whole number"));
+                    0
+                });
+                DueContact {
+                    id,
+                    phone_number,
+                    timezone,
+                    agent_id,
+                    call_context,
+                    state,
+                    attempts,
+                    on_dnc: on_dnc != 0,
+                    problem,
+                }
+            },
+        )
+        .collect())
+}
+
 /// Ids as a JSON array, for `json_each`.
 fn id_list(ids: &[i64]) -> String {
     let mut s = String::with_capacity(ids.len() * 8 + 2);
@@ -94,40 +173,25 @@ pub(crate) fn due_sql() -> String {
     // an OR, or one ORDER BY over both states, SQLite would read (and
     // sort) every due or deferred contact of the campaign. Retries due
     // now come first, then new contacts.
-    const COLS: &str = "SELECT c.id, c.phone_number, c.timezone, c.agent_id, c.call_context, c.state, c.attempts, \
-         EXISTS (SELECT 1 FROM dnc d WHERE d.phone_number = c.phone_number) AS on_dnc FROM contacts c";
-    let branch = |state: &str, due: &str| {
+    const COLS: &str = "c.id, c.phone_number, c.timezone, c.agent_id, c.call_context, c.state, c.attempts, \
+         EXISTS (SELECT 1 FROM dnc d WHERE d.phone_number = c.phone_number) AS on_dnc, c.next_attempt_at FROM contacts c";
+    let branch = |n: usize, state: &str, due: &str| {
         format!(
-            "SELECT * FROM ({COLS} WHERE c.campaign_id = ?1 AND c.state = '{state}' AND {due} AND c.validated = 1 \
+            "SELECT * FROM (SELECT {n} AS branch, {COLS} WHERE c.campaign_id = ?1 AND c.state = '{state}' AND {due} AND c.validated = 1 \
              ORDER BY c.next_attempt_at, c.id LIMIT ?3)"
         )
     };
     [
-        branch("retry_wait", "c.next_attempt_at <= ?2"),
-        branch("pending", "c.next_attempt_at <= ?2"),
-        branch("pending", "c.next_attempt_at IS NULL"),
-        branch("retry_wait", "c.next_attempt_at IS NULL"),
+        branch(0, "retry_wait", "c.next_attempt_at <= ?2"),
+        branch(1, "pending", "c.next_attempt_at <= ?2"),
+        branch(2, "pending", "c.next_attempt_at IS NULL"),
+        branch(3, "retry_wait", "c.next_attempt_at IS NULL"),
     ]
     .join(" UNION ALL ")
         + " LIMIT ?3"
 }
 
 impl Store {
-    /// Reads up to `limit` contacts of `campaign_id` that are due at `now`.
-    pub async fn due_contacts(
-        &self,
-        campaign_id: i64,
-        now: DateTime<Utc>,
-        limit: i64,
-    ) -> sqlx::Result<Vec<DueContact>> {
-        sqlx::query_as(sqlx::AssertSqlSafe(due_sql()))
-            .bind(campaign_id)
-            .bind(to_db_text(now))
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-    }
-
     /// One claim round of campaign `campaign_id`, in one write transaction:
     /// reads up to `limit` contacts due at `now`, asks `decide` about each
     /// (`None` leaves a contact untouched, e.g. when no dial slot is left),
@@ -150,12 +214,7 @@ impl Store {
     {
         let stamp = self.now_text();
         let mut tx = self.begin_write().await?;
-        let due: Vec<DueContact> = sqlx::query_as(sqlx::AssertSqlSafe(due_sql()))
-            .bind(campaign_id)
-            .bind(to_db_text(now))
-            .bind(limit)
-            .fetch_all(&mut *tx)
-            .await?;
+        let due = due_in(&mut tx, campaign_id, now, limit).await?;
         let mut round = ClaimRound {
             read: due.len(),
             ..ClaimRound::default()
@@ -230,19 +289,33 @@ impl Store {
                     .bind(&ids)
                     .execute(&mut *tx)
                     .await?;
-                    let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+                    // Every attempt id above the largest before the insert is
+                    // one of its rows: this transaction is the only writer.
+                    let before: i64 =
+                        sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM attempts")
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    sqlx::query(
                         "INSERT INTO attempts (contact_id, campaign_id, attempt_no, state, agent_id, to_number, sent_at) \
                          SELECT c.id, ?1, (SELECT COALESCE(MAX(a.attempt_no), 0) + 1 FROM attempts a WHERE a.contact_id = c.id), \
                                 'sending', ?2, c.phone_number, ?3 \
-                         FROM json_each(?4) j JOIN contacts c ON c.id = j.value \
-                         RETURNING id, contact_id, attempt_no, to_number",
+                         FROM json_each(?4) j JOIN contacts c ON c.id = j.value",
                     )
                     .bind(campaign_id)
                     .bind(agent_id)
                     .bind(&stamp)
                     .bind(&ids)
-                    .fetch_all(&mut *tx)
+                    .execute(&mut *tx)
                     .await?;
+                    // One message back instead of one per row.
+                    let rows: Option<String> = sqlx::query_scalar(
+                        "SELECT json_group_array(json_array(id, contact_id, attempt_no, to_number) ORDER BY id) \
+                         FROM attempts WHERE id > ?",
+                    )
+                    .bind(before)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let rows: Vec<(i64, i64, i64, String)> = parse_rows(rows.as_deref())?;
                     round.claimed.extend(rows.into_iter().map(
                         |(attempt_id, contact_id, attempt_no, to_number)| Claimed {
                             attempt_id,

@@ -222,6 +222,52 @@ async fn direct_inserts_are_validated_before_the_first_dial() {
     .await
 }
 
+/// Another program may write a column of the wrong type (SQLite lets a
+/// text into an INTEGER column): that contact is marked invalid with the
+/// reason, and the rest of the campaign is dialed as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_wrongly_typed_column_makes_its_contact_invalid_not_the_sweep_fail() {
+    within(async {
+        let w = World::manual_now(&["--outcomes", "completed=1"], |_| {}).await;
+        let c = w.default_campaign().await;
+        let good = w.insert_contact(c, "+442079460001", None, true).await;
+        let bad_agent = w.insert_contact(c, "+442079460002", None, true).await;
+        let bad_attempts = w.insert_contact(c, "+442079460003", None, true).await;
+        w.sql(&format!(
+            "UPDATE contacts SET agent_id = 'seven' WHERE id = {bad_agent}; \
+             UPDATE contacts SET attempts = 'none' WHERE id = {bad_attempts}"
+        ))
+        .await;
+        w.run_to_idle(20).await;
+
+        assert_eq!(journal_numbers(&w), vec!["+442079460001".to_string()]);
+        let pool = w.store.pool().clone();
+        let row = |id: i64| {
+            let pool = pool.clone();
+            async move {
+                sqlx::query_as::<_, (String, Option<String>)>(
+                    "SELECT state, invalid_reason FROM contacts WHERE id = ?",
+                )
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+            }
+        };
+        assert_eq!(row(good).await.0, "done");
+        for (id, why) in [(bad_agent, "agent_id"), (bad_attempts, "attempts")] {
+            let (state, reason) = row(id).await;
+            assert_eq!(state, "invalid", "{id}: {reason:?}");
+            let reason = reason.unwrap_or_default();
+            assert!(
+                reason.contains(why),
+                "reason {reason:?} should name {why:?}"
+            );
+        }
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_burst_up_to_the_configured_burst_goes_out_at_once() {
     within(async {
