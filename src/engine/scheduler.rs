@@ -90,12 +90,13 @@ impl Engine {
         }
         let engine = self.clone();
         tokio::spawn(async move {
+            // Removed from `sweeping` even if the sweep panics, so a bug hit
+            // by one contact cannot stop every later fire of the campaign.
+            let _running = Sweeping {
+                engine: engine.clone(),
+                campaign_id: c.id,
+            };
             let result = engine.sweep_campaign(&c).await;
-            engine
-                .sweeping
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&c.id);
             match result {
                 Ok(r) if r.dispatched > 0 || r.deferred > 0 => {
                     tracing::info!(campaign = %c.name, ?r, "sweep finished")
@@ -107,5 +108,21 @@ impl Engine {
             }
         });
         true
+    }
+}
+
+/// Marks a campaign's sweep as running until dropped.
+struct Sweeping {
+    engine: Arc<Engine>,
+    campaign_id: i64,
+}
+
+impl Drop for Sweeping {
+    fn drop(&mut self) {
+        self.engine
+            .sweeping
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.campaign_id);
     }
 }

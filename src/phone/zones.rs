@@ -29,8 +29,10 @@ fn zone_name(number: &PhoneNumber) -> Option<&'static str> {
     // A US or Canadian area code decides alone (the Caribbean and Pacific
     // +1 territories have area codes of their own, not in these tables), so
     // the common case needs no look at the numbering plan.
-    if e164.starts_with("+1") && e164.len() == 12 {
-        let code: u16 = e164[2..5].parse().ok()?;
+    if e164.starts_with("+1")
+        && e164.len() == 12
+        && let Some(code) = e164.get(2..5).and_then(|c| c.parse::<u16>().ok())
+    {
         if SPLIT.contains(&code) {
             return None;
         }

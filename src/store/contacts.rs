@@ -69,17 +69,20 @@ pub struct ClaimRound {
 }
 
 /// Rows that one query packed into a JSON array (so they cross from the
-/// SQLite thread as one message, not one each).
-fn parse_rows<T: serde::de::DeserializeOwned>(json: Option<&str>) -> sqlx::Result<Vec<T>> {
+/// SQLite thread as one message, not one each). Read as bytes: text that is
+/// not UTF-8 (another program's bytes) is replaced, not fatal.
+fn parse_rows<T: serde::de::DeserializeOwned>(json: Option<&[u8]>) -> sqlx::Result<Vec<T>> {
     match json {
         None => Ok(Vec::new()),
-        Some(text) => serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(Box::new(e))),
+        Some(bytes) => serde_json::from_str(&String::from_utf8_lossy(bytes))
+            .map_err(|e| sqlx::Error::Decode(Box::new(e))),
     }
 }
 
 /// The due contacts, read inside the claim transaction as one JSON array.
-/// A column of the wrong type (another program's insert) does not fail the
-/// read: the contact carries a `problem` and is marked invalid.
+/// A column of the wrong type (another program's write: SQLite lets a text
+/// or a blob into any column) does not fail the read: the contact carries a
+/// `problem` and is marked invalid, and the rest of the campaign goes on.
 async fn due_in(
     conn: &mut sqlx::SqliteConnection,
     campaign_id: i64,
@@ -88,14 +91,24 @@ async fn due_in(
 ) -> sqlx::Result<Vec<DueContact>> {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let sql = SQL.get_or_init(|| {
+        // Text columns as text (anything else quoted, so the check below
+        // refuses it); integer columns as integers, their type alongside.
+        let text = |c: &str| {
+            format!("CASE WHEN typeof({c}) IN ('text', 'null') THEN {c} ELSE quote({c}) END")
+        };
+        let int = |c: &str| format!("CASE WHEN typeof({c}) = 'integer' THEN {c} END, typeof({c})");
         format!(
-            "SELECT json_group_array(json_array(id, CAST(phone_number AS TEXT), CAST(timezone AS TEXT), \
-                    agent_id, CAST(call_context AS TEXT), state, attempts, on_dnc) \
+            "SELECT json_group_array(json_array(id, {}, {}, {}, {}, state, {}, on_dnc) \
                     ORDER BY branch, next_attempt_at, id) FROM ({})",
+            text("phone_number"),
+            text("timezone"),
+            int("agent_id"),
+            text("call_context"),
+            int("attempts"),
             due_sql()
         )
     });
-    let json: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
+    let json: Option<Vec<u8>> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
         .bind(campaign_id)
         .bind(to_db_text(now))
         .bind(limit)
@@ -103,45 +116,53 @@ async fn due_in(
         .await?;
     type Row = (
         i64,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
         String,
         Option<String>,
-        serde_json::Value,
         String,
+        Option<i64>,
         String,
-        serde_json::Value,
         i64,
     );
     let rows: Vec<Row> = parse_rows(json.as_deref())?;
     Ok(rows
         .into_iter()
         .map(
-            |(id, phone_number, timezone, agent, call_context, state, attempts, on_dnc)| {
-                let mut problem = None;
-                let agent_id = match agent {
-                    serde_json::Value::Null => None,
-                    v => v.as_i64().or_else(|| {
-                        problem = Some(format!("agent_id {v} is not a whole number"));
-                        None
-                    }),
+            |(id, phone, timezone, agent_id, agent_type, call_context, state, attempts, attempts_type, on_dnc)| {
+                let phone_number = phone.unwrap_or_default();
+                let problem = if !is_e164(&phone_number) {
+                    Some(format!(
+                        "phone_number {phone_number:?} is marked validated but is not an E.164 number"
+                    ))
+                } else if !matches!(agent_type.as_str(), "integer" | "null") {
+                    Some(format!("agent_id is a {agent_type} value, not a whole number"))
+                } else if attempts_type != "integer" {
+                    Some(format!("attempts is a {attempts_type} value, not a whole number"))
+                } else {
+                    None
                 };
-                let attempts = attempts.as_i64().unwrap_or_else(|| {
-                    problem = Some(format!("attempts {attempts} is not a whole number"));
-                    0
-                });
                 DueContact {
                     id,
                     phone_number,
                     timezone,
                     agent_id,
-                    call_context,
+                    call_context: call_context.unwrap_or_else(|| "{}".into()),
                     state,
-                    attempts,
+                    attempts: attempts.unwrap_or(0),
                     on_dnc: on_dnc != 0,
                     problem,
                 }
             },
         )
         .collect())
+}
+
+/// `+` and 7 to 15 digits: the form every validated number is stored in.
+fn is_e164(s: &str) -> bool {
+    s.strip_prefix('+')
+        .is_some_and(|d| (7..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Ids as a JSON array, for `json_each`.
@@ -289,12 +310,6 @@ impl Store {
                     .bind(&ids)
                     .execute(&mut *tx)
                     .await?;
-                    // Every attempt id above the largest before the insert is
-                    // one of its rows: this transaction is the only writer.
-                    let before: i64 =
-                        sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM attempts")
-                            .fetch_one(&mut *tx)
-                            .await?;
                     sqlx::query(
                         "INSERT INTO attempts (contact_id, campaign_id, attempt_no, state, agent_id, to_number, sent_at) \
                          SELECT c.id, ?1, (SELECT COALESCE(MAX(a.attempt_no), 0) + 1 FROM attempts a WHERE a.contact_id = c.id), \
@@ -307,12 +322,15 @@ impl Store {
                     .bind(&ids)
                     .execute(&mut *tx)
                     .await?;
-                    // One message back instead of one per row.
-                    let rows: Option<String> = sqlx::query_scalar(
-                        "SELECT json_group_array(json_array(id, contact_id, attempt_no, to_number) ORDER BY id) \
-                         FROM attempts WHERE id > ?",
+                    // Each contact's newest attempt is the one just inserted
+                    // (its attempt_no is one above any other); one message
+                    // back instead of one per row.
+                    let rows: Option<Vec<u8>> = sqlx::query_scalar(
+                        "SELECT json_group_array(json_array(a.id, a.contact_id, a.attempt_no, a.to_number) ORDER BY a.id) \
+                         FROM json_each(?1) j JOIN attempts a ON a.contact_id = j.value \
+                          AND a.attempt_no = (SELECT MAX(b.attempt_no) FROM attempts b WHERE b.contact_id = j.value)",
                     )
-                    .bind(before)
+                    .bind(&ids)
                     .fetch_one(&mut *tx)
                     .await?;
                     let rows: Vec<(i64, i64, i64, String)> = parse_rows(rows.as_deref())?;
@@ -354,7 +372,10 @@ impl Store {
         limit: i64,
     ) -> sqlx::Result<Vec<UnvalidatedContact>> {
         sqlx::query_as(
-            "SELECT id, phone_number, timezone FROM contacts \
+            // A blob (or a number) where text belongs is quoted, so that
+            // validation refuses it with a reason instead of failing the read.
+            "SELECT id, CASE WHEN typeof(phone_number) = 'text' THEN phone_number ELSE quote(phone_number) END AS phone_number, \
+                    CASE WHEN typeof(timezone) IN ('text', 'null') THEN timezone ELSE quote(timezone) END AS timezone FROM contacts \
              WHERE campaign_id = ? AND validated = 0 AND state = 'pending' ORDER BY id LIMIT ?",
         )
         .bind(campaign_id)

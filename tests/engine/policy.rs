@@ -233,9 +233,18 @@ async fn a_wrongly_typed_column_makes_its_contact_invalid_not_the_sweep_fail() {
         let good = w.insert_contact(c, "+442079460001", None, true).await;
         let bad_agent = w.insert_contact(c, "+442079460002", None, true).await;
         let bad_attempts = w.insert_contact(c, "+442079460003", None, true).await;
+        let blob_agent = w.insert_contact(c, "+442079460004", None, true).await;
+        let huge_attempts = w.insert_contact(c, "+442079460005", None, true).await;
+        // Claimed to be validated, but not E.164 (and not ASCII).
+        let not_e164 = w.insert_contact(c, "+123\u{e9}456789", None, true).await;
+        // Not validated, and not even text.
+        let blob_number = w.insert_contact(c, "+442079460007", None, false).await;
         w.sql(&format!(
             "UPDATE contacts SET agent_id = 'seven' WHERE id = {bad_agent}; \
-             UPDATE contacts SET attempts = 'none' WHERE id = {bad_attempts}"
+             UPDATE contacts SET attempts = 'none' WHERE id = {bad_attempts}; \
+             UPDATE contacts SET agent_id = X'07' WHERE id = {blob_agent}; \
+             UPDATE contacts SET attempts = 9e999 WHERE id = {huge_attempts}; \
+             UPDATE contacts SET phone_number = X'2B3434' WHERE id = {blob_number}"
         ))
         .await;
         w.run_to_idle(20).await;
@@ -255,7 +264,14 @@ async fn a_wrongly_typed_column_makes_its_contact_invalid_not_the_sweep_fail() {
             }
         };
         assert_eq!(row(good).await.0, "done");
-        for (id, why) in [(bad_agent, "agent_id"), (bad_attempts, "attempts")] {
+        for (id, why) in [
+            (bad_agent, "agent_id"),
+            (bad_attempts, "attempts"),
+            (blob_agent, "agent_id"),
+            (huge_attempts, "attempts"),
+            (not_e164, "E.164"),
+            (blob_number, "X'2B3434'"),
+        ] {
             let (state, reason) = row(id).await;
             assert_eq!(state, "invalid", "{id}: {reason:?}");
             let reason = reason.unwrap_or_default();
