@@ -153,78 +153,59 @@ fn code_info(code: u16) -> Option<Arc<CodeInfo>> {
         .clone()
 }
 
-/// The region of an E.164 number, as `phonenumber::parse(None, e164)`'s
-/// `country().id()` gives it (its `validator::source_for`), without parsing:
-/// `Some(answer)` when `e164` is `+` and digits read the same by both,
-/// `None` when only the parser can tell.
-pub fn fast_region(e164: &str) -> Option<Option<Id>> {
-    let digits = e164.strip_prefix('+')?;
+/// The country code's metadata and the national number of `text` when it is
+/// `+` and 7 to 15 digits with an assigned country code.
+fn split(text: &str) -> Option<(Arc<CodeInfo>, &str)> {
+    let digits = text.strip_prefix('+')?;
     if !(7..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let (code, info) = (1..=3).find_map(|len| {
+    // Country codes are prefix-free: at most one of 1 to 3 digits is assigned.
+    let (len, info) = (1..=3).find_map(|len| {
         let code: u16 = digits[..len].parse().ok()?;
         DATABASE.region(&code)?;
         Some((len, code_info(code)?))
     })?;
-    let national = &digits[code..];
+    Some((info, &digits[len..]))
+}
+
+/// The region whose rules apply to national number `n`, as
+/// `phonenumber::validator::source_for` chooses it: the only one, else the
+/// first whose leading digits start `n`, or (without leading digits) whose
+/// patterns accept it.
+fn source<'a>(info: &'a CodeInfo, n: &str) -> Option<&'a Region> {
+    if info.single {
+        return info.regions.first();
+    }
+    info.regions.iter().find(|r| match &r.leading_digits {
+        Some(ld) => ld.find(n).is_some_and(|m| m.start() == 0),
+        None => r.valid(n),
+    })
+}
+
+/// The region of an E.164 number, as `phonenumber::parse(None, e164)`'s
+/// `country().id()` gives it, without parsing: `Some(answer)` when `e164` is
+/// `+` and digits read the same by both, `None` when only the parser can tell.
+pub fn fast_region(e164: &str) -> Option<Option<Id>> {
+    let (info, national) = split(e164)?;
     // The parser keeps the national number as an integer (leading zeros are
     // a flag of their own) and may strip a national prefix: leave those to it.
     if national.starts_with('0') || info.regions.iter().any(|r| r.may_strip(national)) {
         return None;
     }
-    if info.single {
-        return Some(info.regions.first().and_then(|r| r.id.parse().ok()));
-    }
-    for r in &info.regions {
-        let chosen = match &r.leading_digits {
-            Some(ld) => ld.find(national).is_some_and(|m| m.start() == 0),
-            None => r.valid(national),
-        };
-        if chosen {
-            return Some(r.id.parse().ok());
-        }
-    }
-    Some(None)
+    Some(source(&info, national).and_then(|r| r.id.parse().ok()))
 }
 
 /// `phonenumber::is_valid` for country code `info` and national number `n`.
 fn is_valid(info: &CodeInfo, n: &str) -> bool {
-    if info.single {
-        return info.regions.first().is_some_and(|r| r.valid(n));
-    }
-    for r in &info.regions {
-        match &r.leading_digits {
-            Some(ld) => {
-                if ld.find(n).is_some_and(|m| m.start() == 0) {
-                    return r.valid(n);
-                }
-            }
-            None => {
-                if r.valid(n) {
-                    return true;
-                }
-            }
-        }
-    }
-    false
+    source(info, n).is_some_and(|r| r.valid(n))
 }
 
 /// The E.164 form of `raw` when it is `+` and 7 to 15 digits (after the
 /// apostrophe or `=` a spreadsheet may put first) and certainly valid.
 fn fast_e164(raw: &str, region: Option<Id>) -> Option<String> {
     let text = raw.trim().trim_start_matches(['\'', '=']).trim();
-    let digits = text.strip_prefix('+')?;
-    if !(7..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    // Country codes are prefix-free: at most one of 1 to 3 digits is assigned.
-    let (code, info) = (1..=3).find_map(|len| {
-        let code: u16 = digits[..len].parse().ok()?;
-        DATABASE.region(&code)?;
-        Some((len, code_info(code)?))
-    })?;
-    let national = &digits[code..];
+    let (info, national) = split(text)?;
     if info.regions.iter().any(|r| r.may_strip(national)) {
         return None;
     }
