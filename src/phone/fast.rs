@@ -156,10 +156,10 @@ fn code_info(code: u16) -> Option<Arc<CodeInfo>> {
 /// The country code's metadata and the national number of `text` when it is
 /// `+` and 7 to 15 digits with an assigned country code.
 fn split(text: &str) -> Option<(Arc<CodeInfo>, &str)> {
-    let digits = text.strip_prefix('+')?;
-    if !(7..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    if !super::is_e164_form(text) {
         return None;
     }
+    let digits = &text[1..];
     // Country codes are prefix-free: at most one of 1 to 3 digits is assigned.
     let (len, info) = (1..=3).find_map(|len| {
         let code: u16 = digits[..len].parse().ok()?;

@@ -97,6 +97,12 @@ impl PhoneNumber {
     }
 }
 
+/// `+` and 7 to 15 digits: the form every number is stored in once validated.
+pub fn is_e164_form(s: &str) -> bool {
+    s.strip_prefix('+')
+        .is_some_and(|d| (7..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
 impl fmt::Display for PhoneNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -132,7 +132,7 @@ async fn due_in(
         .map(
             |(id, phone, timezone, agent_id, agent_type, call_context, state, attempts, attempts_type, on_dnc)| {
                 let phone_number = phone.unwrap_or_default();
-                let problem = if !is_e164(&phone_number) {
+                let problem = if !crate::phone::is_e164_form(&phone_number) {
                     Some(format!(
                         "phone_number {phone_number:?} is marked validated but is not an E.164 number"
                     ))
@@ -159,24 +159,9 @@ async fn due_in(
         .collect())
 }
 
-/// `+` and 7 to 15 digits: the form every validated number is stored in.
-fn is_e164(s: &str) -> bool {
-    s.strip_prefix('+')
-        .is_some_and(|d| (7..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
-}
-
 /// Ids as a JSON array, for `json_each`.
 fn id_list(ids: &[i64]) -> String {
-    let mut s = String::with_capacity(ids.len() * 8 + 2);
-    s.push('[');
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        s.push_str(&id.to_string());
-    }
-    s.push(']');
-    s
+    serde_json::Value::from(ids.to_vec()).to_string()
 }
 
 /// A contact another program inserted, not yet validated.
