@@ -98,13 +98,14 @@ async fn due_in(
         };
         let int = |c: &str| format!("CASE WHEN typeof({c}) = 'integer' THEN {c} END, typeof({c})");
         format!(
-            "SELECT json_group_array(json_array(id, {}, {}, {}, {}, state, {}, on_dnc) \
+            "SELECT json_group_array(json_array(id, {}, {}, {}, {}, state, {}, on_dnc, {}) \
                     ORDER BY branch, next_attempt_at, id) FROM ({})",
             text("phone_number"),
             text("timezone"),
             int("agent_id"),
             text("call_context"),
             int("attempts"),
+            text("next_attempt_at"),
             due_sql()
         )
     });
@@ -125,12 +126,13 @@ async fn due_in(
         Option<i64>,
         String,
         i64,
+        Option<String>,
     );
     let rows: Vec<Row> = parse_rows(json.as_deref())?;
     Ok(rows
         .into_iter()
         .map(
-            |(id, phone, timezone, agent_id, agent_type, call_context, state, attempts, attempts_type, on_dnc)| {
+            |(id, phone, timezone, agent_id, agent_type, call_context, state, attempts, attempts_type, on_dnc, due)| {
                 let phone_number = phone.unwrap_or_default();
                 let problem = if !crate::phone::is_e164_form(&phone_number) {
                     Some(format!(
@@ -141,7 +143,13 @@ async fn due_in(
                 } else if attempts_type != "integer" {
                     Some(format!("attempts is a {attempts_type} value, not a whole number"))
                 } else {
-                    None
+                    // Only another program's insert of a contact marked
+                    // validated can leave a time in another form (validation
+                    // and the update trigger make every other one canonical);
+                    // compared as text, it may have looked due early.
+                    due.filter(|d| !crate::clock::is_db_text(d)).map(|due| {
+                        format!("next_attempt_at {due:?} is not a UTC time written as 2026-11-25T08:00:00Z")
+                    })
                 };
                 DueContact {
                     id,
@@ -381,7 +389,13 @@ impl Store {
         for (id, result) in results {
             let outcome = match result {
                 Ok(e164) => {
-                    sqlx::query("UPDATE contacts SET phone_number = ?, validated = 1, updated_at = ? WHERE id = ? AND validated = 0")
+                    // Writing next_attempt_at runs the update trigger of
+                    // migration 2: another program's '2026-11-25 08:00:00',
+                    // offset or fractions become the canonical form the due
+                    // query compares, and text that is not a time makes the
+                    // contact invalid with the reason.
+                    sqlx::query("UPDATE contacts SET phone_number = ?, validated = 1, updated_at = ?, next_attempt_at = next_attempt_at \
+                                 WHERE id = ? AND validated = 0")
                         .bind(e164)
                         .bind(&now)
                         .bind(id)

@@ -64,6 +64,154 @@ async fn opening_an_already_migrated_database_keeps_its_rows() {
     assert!(store.campaign_by_name("kept").await.unwrap().is_some());
 }
 
+/// Migration 5 copies `contacts` and `attempts` into rebuilt tables: every
+/// row, id and link must survive, and every rule must still hold after it.
+#[tokio::test]
+async fn upgrading_a_version_4_database_keeps_every_row_link_and_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.db");
+    let opts = SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .foreign_keys(true);
+    let old = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts)
+        .await
+        .unwrap();
+    MIGRATOR.run_to(4, &old).await.unwrap();
+    for sql in [
+        "INSERT INTO campaigns (id, name) VALUES (7, 'kept'), (8, 'other')",
+        "INSERT INTO contacts (id, campaign_id, phone_number, call_context, state, attempts, validated) \
+         VALUES (41, 7, '+14155552671', '{\"n\":1}', 'done', 1, 1), \
+                (42, 7, '+14155552672', '{}', 'pending', 0, 1), \
+                (43, 8, '+14155552671', '{}', 'retry_wait', 1, 1)",
+        "INSERT INTO attempts (id, contact_id, campaign_id, attempt_no, state, agent_id, to_number, \
+                               call_log_id, outcome, sent_at, uncertain_at) \
+         VALUES (5, 41, 7, 1, 'accepted', 3, '+14155552671', 900, 'completed', '2026-11-01T10:00:00Z', NULL), \
+                (6, 43, 8, 1, 'uncertain', 3, '+14155552671', NULL, NULL, '2026-11-01T10:00:01Z', '2026-11-01T10:00:05Z')",
+    ] {
+        sqlx::query(sql).execute(&old).await.unwrap();
+    }
+    old.close().await;
+
+    let store = Store::open(&path, Arc::new(SystemClock)).await.unwrap();
+    let pool = store.pool();
+    let contacts: Vec<(i64, i64, String, String, String)> = sqlx::query_as(
+        "SELECT id, campaign_id, phone_number, call_context, state FROM contacts ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        contacts,
+        vec![
+            (
+                41,
+                7,
+                "+14155552671".into(),
+                "{\"n\":1}".into(),
+                "done".into()
+            ),
+            (42, 7, "+14155552672".into(), "{}".into(), "pending".into()),
+            (
+                43,
+                8,
+                "+14155552671".into(),
+                "{}".into(),
+                "retry_wait".into()
+            ),
+        ]
+    );
+    type AttemptRow = (i64, i64, String, Option<i64>, Option<String>);
+    let attempts: Vec<AttemptRow> = sqlx::query_as(
+        "SELECT id, contact_id, state, call_log_id, uncertain_at FROM attempts ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        attempts,
+        vec![
+            (5, 41, "accepted".into(), Some(900), None),
+            (
+                6,
+                43,
+                "uncertain".into(),
+                None,
+                Some("2026-11-01T10:00:05Z".into())
+            ),
+        ]
+    );
+    let outcome: Option<String> =
+        sqlx::query_scalar("SELECT outcome FROM contact_outcomes WHERE contact_id = 41")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        outcome.as_deref(),
+        Some("completed"),
+        "views read the new tables"
+    );
+
+    // The pool's connections still enforce foreign keys, and they cascade.
+    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(fk, 1);
+    let problems: Vec<(String,)> = sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    sqlx::query("DELETE FROM contacts WHERE id = 43")
+        .execute(pool)
+        .await
+        .unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM attempts WHERE contact_id = 43")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "deleting a contact still deletes its attempts");
+
+    // The rules: one contact per number and campaign, the state and outcome
+    // lists, the due-time update trigger.
+    for bad in [
+        "INSERT INTO contacts (campaign_id, phone_number) VALUES (7, '+14155552671')",
+        "INSERT INTO contacts (campaign_id, phone_number, state) VALUES (7, '+14155550000', 'dialing')",
+        "UPDATE attempts SET outcome = 'maybe' WHERE id = 5",
+        "UPDATE attempts SET state = 'lost' WHERE id = 5",
+        "INSERT INTO contacts (campaign_id, phone_number) VALUES (99, '+14155550000')",
+    ] {
+        assert!(sqlx::query(bad).execute(pool).await.is_err(), "{bad}");
+    }
+    sqlx::query("UPDATE contacts SET next_attempt_at = '2026-11-25 08:00:00' WHERE id = 42")
+        .execute(pool)
+        .await
+        .unwrap();
+    let due: String = sqlx::query_scalar("SELECT next_attempt_at FROM contacts WHERE id = 42")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(due, "2026-11-25T08:00:00Z");
+    let check: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(check, "ok");
+    let by_number = plan(
+        &store,
+        "SELECT id FROM contacts WHERE phone_number = '+14155552671'",
+    )
+    .await;
+    assert!(
+        by_number.contains("USING INDEX") || by_number.contains("USING COVERING INDEX"),
+        "a number's contacts are found through the unique index: {by_number}"
+    );
+}
+
 #[tokio::test]
 async fn a_database_from_a_newer_dialerd_is_refused_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
@@ -164,31 +312,51 @@ async fn due_times_written_in_other_formats_are_made_canonical_or_refused() {
         .execute(store.pool())
         .await
         .unwrap();
+    // Another program's rows, as it wrote them; validating them (before any
+    // dial) makes their times canonical or the contact invalid.
     sqlx::query(
         "INSERT INTO contacts (campaign_id, phone_number, next_attempt_at) VALUES \
          (1, '+14155552671', '2026-07-01 20:00:00'), (1, '+14155552672', '2026-07-01T22:00:00+02:00'), \
-         (1, '+14155552673', 'tomorrow')",
+         (1, '+14155552673', 'tomorrow'), (1, '+14155552674', NULL)",
     )
     .execute(store.pool())
     .await
     .unwrap();
-    let rows: Vec<(Option<String>, String)> =
-        sqlx::query_as("SELECT next_attempt_at, state FROM contacts ORDER BY id")
+    let ok = |n: &str| Ok(n.to_string());
+    store
+        .store_validations(&[
+            (1, ok("+14155552671")),
+            (2, ok("+14155552672")),
+            (3, ok("+14155552673")),
+            (4, ok("+14155552674")),
+        ])
+        .await
+        .unwrap();
+    let rows: Vec<(Option<String>, String, Option<String>)> =
+        sqlx::query_as("SELECT next_attempt_at, state, invalid_reason FROM contacts ORDER BY id")
             .fetch_all(store.pool())
             .await
             .unwrap();
     assert_eq!(
         rows[0],
-        (Some("2026-07-01T20:00:00Z".into()), "pending".into())
+        (Some("2026-07-01T20:00:00Z".into()), "pending".into(), None)
     );
     assert_eq!(
         rows[1],
-        (Some("2026-07-01T20:00:00Z".into()), "pending".into())
+        (Some("2026-07-01T20:00:00Z".into()), "pending".into(), None)
     );
     assert_eq!(
         rows[2].1, "invalid",
         "text that is not a time is refused, never read as due now"
     );
+    assert!(
+        rows[2]
+            .2
+            .as_deref()
+            .unwrap_or_default()
+            .contains("'tomorrow' is not a time")
+    );
+    assert_eq!(rows[3], (None, "pending".into(), None));
     sqlx::query("UPDATE contacts SET next_attempt_at = '2026-08-01 09:30:00' WHERE id = 1")
         .execute(store.pool())
         .await
@@ -197,5 +365,8 @@ async fn due_times_written_in_other_formats_are_made_canonical_or_refused() {
         .fetch_one(store.pool())
         .await
         .unwrap();
-    assert_eq!(t, "2026-08-01T09:30:00Z");
+    assert_eq!(
+        t, "2026-08-01T09:30:00Z",
+        "an update by another program too"
+    );
 }

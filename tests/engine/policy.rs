@@ -239,6 +239,16 @@ async fn a_wrongly_typed_column_makes_its_contact_invalid_not_the_sweep_fail() {
         let not_e164 = w.insert_contact(c, "+123\u{e9}456789", None, true).await;
         // Not validated, and not even text.
         let blob_number = w.insert_contact(c, "+442079460007", None, false).await;
+        // Due times in SQLite's own form: validation makes a direct
+        // insert's canonical (and so due); a row claiming to be validated
+        // with one is refused rather than compared as text.
+        w.sql(&format!(
+            "INSERT INTO contacts (id, campaign_id, phone_number, next_attempt_at, validated) VALUES \
+             (901, {c}, '+442079460008', '2020-01-01 00:00:00', 0), \
+             (902, {c}, '+442079460009', 'tomorrow', 0), \
+             (903, {c}, '+442079460010', '2020-01-01 00:00:00', 1)"
+        ))
+        .await;
         w.sql(&format!(
             "UPDATE contacts SET agent_id = 'seven' WHERE id = {bad_agent}; \
              UPDATE contacts SET attempts = 'none' WHERE id = {bad_attempts}; \
@@ -249,7 +259,9 @@ async fn a_wrongly_typed_column_makes_its_contact_invalid_not_the_sweep_fail() {
         .await;
         w.run_to_idle(20).await;
 
-        assert_eq!(journal_numbers(&w), vec!["+442079460001".to_string()]);
+        let mut dialed = journal_numbers(&w);
+        dialed.sort();
+        assert_eq!(dialed, vec!["+442079460001", "+442079460008"]);
         let pool = w.store.pool().clone();
         let row = |id: i64| {
             let pool = pool.clone();
@@ -264,6 +276,7 @@ async fn a_wrongly_typed_column_makes_its_contact_invalid_not_the_sweep_fail() {
             }
         };
         assert_eq!(row(good).await.0, "done");
+        assert_eq!(row(901).await.0, "done");
         for (id, why) in [
             (bad_agent, "agent_id"),
             (bad_attempts, "attempts"),
@@ -271,6 +284,8 @@ async fn a_wrongly_typed_column_makes_its_contact_invalid_not_the_sweep_fail() {
             (huge_attempts, "attempts"),
             (not_e164, "E.164"),
             (blob_number, "X'2B3434'"),
+            (902, "'tomorrow' is not a time"),
+            (903, "next_attempt_at \"2020-01-01 00:00:00\""),
         ] {
             let (state, reason) = row(id).await;
             assert_eq!(state, "invalid", "{id}: {reason:?}");
