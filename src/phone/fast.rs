@@ -37,8 +37,7 @@ struct Desc {
 
 impl Desc {
     fn is_match(&self, n: &str) -> bool {
-        (self.lengths.is_empty() || self.lengths.contains(&(n.len() as u16)))
-            && self.re.find(n).is_some_and(|m| m.start() == 0)
+        (self.lengths.is_empty() || self.lengths.contains(&(n.len() as u16))) && self.re.is_match(n)
     }
 }
 
@@ -65,7 +64,7 @@ impl Region {
             || self
                 .prefix_for_parsing
                 .as_ref()
-                .is_some_and(|re| re.find(n).is_some_and(|m| m.start() == 0))
+                .is_some_and(|re| re.is_match(n))
     }
 }
 
@@ -77,8 +76,14 @@ struct CodeInfo {
     single: bool,
 }
 
+/// A metadata pattern, anchored at the start: `phonenumber` accepts a
+/// pattern when its leftmost match starts at 0, which is when some match
+/// starts at 0, which an anchored search answers without scanning on.
 fn regex(src: &str) -> Option<Regex> {
-    RegexBuilder::new(src).ignore_whitespace(true).build().ok()
+    RegexBuilder::new(&format!("^(?:{src}\n)"))
+        .ignore_whitespace(true)
+        .build()
+        .ok()
 }
 
 fn desc(d: &Descriptor) -> Option<Desc> {
@@ -178,7 +183,7 @@ fn source<'a>(info: &'a CodeInfo, n: &str) -> Option<&'a Region> {
         return info.regions.first();
     }
     info.regions.iter().find(|r| match &r.leading_digits {
-        Some(ld) => ld.find(n).is_some_and(|m| m.start() == 0),
+        Some(ld) => ld.is_match(n),
         None => r.valid(n),
     })
 }
@@ -198,7 +203,12 @@ pub fn fast_region(e164: &str) -> Option<Option<Id>> {
 
 /// `phonenumber::is_valid` for country code `info` and national number `n`.
 fn is_valid(info: &CodeInfo, n: &str) -> bool {
-    source(info, n).is_some_and(|r| r.valid(n))
+    match source(info, n) {
+        // `source` chose it because its patterns accept `n`.
+        Some(r) if !info.single && r.leading_digits.is_none() => true,
+        Some(r) => r.valid(n),
+        None => false,
+    }
 }
 
 /// The E.164 form of `raw` when it is `+` and 7 to 15 digits (after the
