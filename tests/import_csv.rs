@@ -615,6 +615,41 @@ async fn batches_of_thousands_of_rows_land_in_one_campaign_with_exact_counts() {
     assert_eq!(e.count("SELECT rows_imported FROM imports").await, 12_345);
 }
 
+/// The import copies its write-ahead log into the database file as it goes
+/// (on a connection of its own): with the daemon's connections open, nothing
+/// else would, and the log would grow as large as the import.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_import_is_checkpointed_as_it_goes_and_its_log_stays_small() {
+    let e = env().await;
+    let rows = 16 * dialerd::import::BATCH_ROWS;
+    let mut text = String::from("phone,first_name,notes\n");
+    for i in 0..rows {
+        text.push_str(&format!(
+            "+447400{i:06},Customer {i},renewal due {}\n",
+            2026 + i % 3
+        ));
+    }
+    let r = e.import("big.csv", text).await.unwrap();
+    assert_eq!(r.counts.imported, rows as u64);
+    let logical = e
+        .count("SELECT page_count * page_size FROM pragma_page_count, pragma_page_size")
+        .await as u64;
+    let size = |name: &str| {
+        std::fs::metadata(e.dir.path().join(name))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
+    let (db, wal) = (size("d.db"), size("d.db-wal"));
+    assert!(
+        db * 10 >= logical * 9,
+        "the database file holds {db} of {logical} bytes: the import's pages stayed in the log"
+    );
+    assert!(
+        wal * 3 <= logical,
+        "the log grew to {wal} bytes for a {logical}-byte database"
+    );
+}
+
 #[tokio::test]
 async fn rows_inserted_directly_are_normalised_or_marked_invalid_by_validate_direct() {
     let e = env().await;

@@ -7,7 +7,9 @@
 //! durable as any other write, while a million-row import does not wait for
 //! two hundred fsyncs. (Any `FULL` commit by the daemon — dialing one of the
 //! new contacts needs one — also makes the batches before it durable.) The
-//! connection is closed afterwards, never returned to the pool.
+//! connection is closed afterwards, never returned to the pool. Its log is
+//! copied into the database file by a [`Checkpointer`] on a second
+//! connection, while the writer goes on.
 //!
 //! Nothing is written until the first valid row: the campaign (when new)
 //! and the `imports` row are created in the transaction of the first batch,
@@ -22,6 +24,7 @@ use std::collections::HashSet;
 use sqlx::{ConnectOptions, Connection, SqliteConnection};
 use tokio::sync::mpsc;
 
+use super::checkpoint::Checkpointer;
 use super::rows::{Item, Reject};
 use super::source::Producer;
 use super::{BATCH_ROWS, ImportError, ImportReport, MAX_STORED_REJECTS};
@@ -46,6 +49,9 @@ struct Writer<'a> {
     valid: Vec<NewContact>,
     rejects: Vec<StoredReject>,
     stored_rejects: usize,
+    checkpointer: Checkpointer,
+    /// Batches committed.
+    batches: u64,
 }
 
 /// Drains the reader and writes (or, for a dry run, counts) its rows.
@@ -68,6 +74,11 @@ pub(crate) async fn consume(
     sqlx::query("PRAGMA cache_size = -24576")
         .execute(&mut conn)
         .await?;
+    // The checkpointer copies the log on a thread of its own instead.
+    sqlx::query("PRAGMA wal_autocheckpoint = 0")
+        .execute(&mut conn)
+        .await?;
+    let checkpointer = Checkpointer::start(store).await?;
     let mut w = Writer {
         store,
         conn,
@@ -78,6 +89,8 @@ pub(crate) async fn consume(
         valid: Vec::with_capacity(BATCH_ROWS),
         rejects: Vec::new(),
         stored_rejects: 0,
+        checkpointer,
+        batches: 0,
     };
     let mut any_valid = false;
     while let Some(chunk) = rx.recv().await {
@@ -106,7 +119,11 @@ pub(crate) async fn consume(
         .execute(&mut w.conn)
         .await?;
     w.flush(&mut report, true).await?;
-    let _ = w.conn.close().await;
+    let Writer {
+        conn, checkpointer, ..
+    } = w;
+    let _ = conn.close().await;
+    checkpointer.finish().await;
     Ok(report)
 }
 
@@ -131,6 +148,7 @@ impl Writer<'_> {
     /// creating the campaign and the import row on the first call.
     async fn flush(&mut self, report: &mut ImportReport, last: bool) -> Result<(), ImportError> {
         let store = self.store;
+        self.checkpointer.pace(self.batches).await;
         let mut tx = self.conn.begin_with("BEGIN IMMEDIATE").await?;
         let mut created = false;
         let (campaign_id, mut status) = match self.campaign.clone() {
@@ -183,6 +201,8 @@ impl Writer<'_> {
             .update_import_tx(&mut tx, import_id, counts, last)
             .await?;
         tx.commit().await?;
+        self.batches += 1;
+        self.checkpointer.committed(self.batches);
         self.rejects.clear();
         report.counts = counts;
         report.campaign_created |= created;
