@@ -15,7 +15,8 @@
 //!    which no importer can avoid.
 //!
 //! Targets: within 3x of sqlite3's rows/s, peak RSS under 100 MiB.
-//! `IMPORT_BENCH_ROWS` changes the row count.
+//! `IMPORT_BENCH_ROWS` changes the row count, `IMPORT_BENCH_RUNS` (default
+//! 3) how many times each is measured; medians are reported.
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -34,6 +35,11 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
+    let runs: usize = std::env::var("IMPORT_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3)
+        .max(1);
     let dir = tempfile::tempdir().expect("tempdir");
     let csv = dir.path().join("big.csv");
     let t = Instant::now();
@@ -45,13 +51,31 @@ fn main() {
         t.elapsed()
     );
 
-    let lib = bench_library(dir.path(), &csv, rows);
-    let (bin, rss_kib) = bench_binary(dir.path(), &csv);
-    let sqlite = bench_sqlite3(dir.path(), &csv);
-    let schema = bench_schema_floor(dir.path());
+    // Each measurement is taken `runs` times, interleaved, into fresh
+    // databases; the medians are reported (a 2-core machine is noisy).
+    let (mut libs, mut bins, mut sqlites, mut floors, mut rss_kib) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), None);
+    for run in 0..runs {
+        let d = dir.path().join(format!("run{run}"));
+        std::fs::create_dir_all(&d).expect("run dir");
+        libs.push(bench_library(&d, &csv, rows));
+        let (bin, rss) = bench_binary(&d, &csv);
+        bins.push(bin);
+        rss_kib = rss_kib.max(rss);
+        sqlites.extend(bench_sqlite3(&d, &csv));
+        floors.extend(bench_schema_floor(&d));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+    let lib = median(&mut libs);
+    let bin = median(&mut bins);
+    let sqlite = (!sqlites.is_empty()).then(|| median(&mut sqlites));
+    let schema = (!floors.is_empty()).then(|| median(&mut floors));
 
     let rate = |d: Duration| rows as f64 / d.as_secs_f64();
     println!();
+    println!(
+        "medians of {runs} runs; every run: library {libs:.2?}, binary {bins:.2?}, sqlite3 {sqlites:.2?}, schema {floors:.2?}"
+    );
     println!(
         "library import_file : {:>10.0} rows/s ({:.2?})",
         rate(lib),
@@ -87,6 +111,12 @@ fn main() {
         ),
         None => println!("peak RSS of dialerd import: unknown (no /usr/bin/time)"),
     }
+}
+
+/// The middle value (sorts `v`).
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
 }
 
 /// `+44 7400 000000` upwards: UK mobiles, valid and distinct (a second
