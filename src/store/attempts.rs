@@ -221,13 +221,13 @@ impl Store {
 
     /// Attempts waiting for the reconciler (accepted without an outcome, or uncertain).
     pub async fn outstanding_attempts(&self) -> sqlx::Result<Vec<Outstanding>> {
-        sqlx::query_as(
+        sqlx::query_as(concat!(
             "SELECT a.id, a.contact_id, a.campaign_id, a.agent_id, a.to_number, a.state, a.request_id, \
                     a.provider_status, a.sent_at, a.accepted_at, a.call_log_id, a.uncertain_at, c.attempts AS contact_attempts \
-             FROM attempts a JOIN contacts c ON c.id = a.contact_id \
-             WHERE a.outcome IS NULL AND a.state IN ('sending', 'accepted', 'uncertain') \
-             ORDER BY a.agent_id, a.sent_at",
-        )
+             FROM attempts a JOIN contacts c ON c.id = a.contact_id WHERE ",
+            super::live_attempt!("a."),
+            " ORDER BY a.agent_id, a.sent_at"
+        ))
         .fetch_all(&self.pool)
         .await
         .map(|v: Vec<Outstanding>| v.into_iter().filter(|a| a.state != "sending").collect())

@@ -348,10 +348,10 @@ impl Store {
 
     /// Calls of a campaign that are live: sending, uncertain, or accepted without an outcome.
     pub async fn live_calls(&self, campaign_id: i64) -> sqlx::Result<i64> {
-        sqlx::query_scalar(
-            "SELECT COUNT(*) FROM attempts WHERE campaign_id = ? AND outcome IS NULL \
-             AND state IN ('sending', 'accepted', 'uncertain')",
-        )
+        sqlx::query_scalar(concat!(
+            "SELECT COUNT(*) FROM attempts WHERE campaign_id = ? AND ",
+            super::live_attempt!("")
+        ))
         .bind(campaign_id)
         .fetch_one(&self.pool)
         .await
@@ -427,11 +427,13 @@ impl Store {
     /// Whether any contact of an active campaign still needs work (pending,
     /// waiting for a retry, or in progress); used by `run --until-idle`.
     pub async fn has_open_work(&self) -> sqlx::Result<bool> {
-        let row = sqlx::query(
+        let row = sqlx::query(concat!(
             "SELECT EXISTS (SELECT 1 FROM contacts c JOIN campaigns cp ON cp.id = c.campaign_id \
                             WHERE cp.status = 'active' AND c.state IN ('pending', 'retry_wait', 'in_progress')) \
-                 OR EXISTS (SELECT 1 FROM attempts WHERE outcome IS NULL AND state IN ('sending', 'accepted', 'uncertain'))",
-        )
+                 OR EXISTS (SELECT 1 FROM attempts WHERE ",
+            super::live_attempt!(""),
+            ")"
+        ))
         .fetch_one(&self.pool)
         .await?;
         Ok(row.try_get::<i64, _>(0)? != 0)

@@ -20,6 +20,27 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{SqliteConnection, SqlitePool, migrate::MigrateError};
 
+/// The condition of an attempt still waiting for its outcome, with the
+/// column prefix given (`""` or `"a."`). The partial index
+/// `attempts_outstanding` has exactly this condition, written as an OR chain
+/// (cheap for SQLite to evaluate on every write, see migration 5), and SQLite
+/// uses the index only for a query that repeats it.
+macro_rules! live_attempt {
+    ($p:literal) => {
+        concat!(
+            $p,
+            "outcome IS NULL AND (",
+            $p,
+            "state = 'sending' OR ",
+            $p,
+            "state = 'accepted' OR ",
+            $p,
+            "state = 'uncertain')"
+        )
+    };
+}
+pub(crate) use live_attempt;
+
 pub use attempts::*;
 pub use campaigns::*;
 pub use contacts::*;

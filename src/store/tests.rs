@@ -274,15 +274,24 @@ async fn the_due_and_outstanding_queries_use_their_indexes() {
         "the due query must walk the index, never sort: {due}"
     );
     assert!(due.contains("contacts_due"), "{due}");
-    let outstanding = plan(
-        &store,
-        "SELECT id FROM attempts WHERE outcome IS NULL AND state IN ('sending', 'accepted', 'uncertain') ORDER BY agent_id, sent_at",
-    )
-    .await;
-    assert!(
-        outstanding.contains("attempts_outstanding"),
-        "{outstanding}"
-    );
+    for prefix_query in [
+        concat!(
+            "SELECT id FROM attempts WHERE ",
+            live_attempt!(""),
+            " ORDER BY agent_id, sent_at"
+        ),
+        concat!(
+            "SELECT a.id FROM attempts a JOIN contacts c ON c.id = a.contact_id WHERE ",
+            live_attempt!("a."),
+            " ORDER BY a.agent_id, a.sent_at"
+        ),
+    ] {
+        let outstanding = plan(&store, prefix_query).await;
+        assert!(
+            outstanding.contains("attempts_outstanding") && !outstanding.contains("TEMP B-TREE"),
+            "{prefix_query}: {outstanding}"
+        );
+    }
 }
 
 #[tokio::test]
