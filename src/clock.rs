@@ -130,20 +130,6 @@ pub fn to_db_text(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// Whether `s` is a time in the stored form `2026-11-25T08:00:00Z` (the
-/// shape only; the one form whose text order is time order).
-pub fn is_db_text(s: &str) -> bool {
-    const SHAPE: &[u8; 20] = b"0000-00-00T00:00:00Z";
-    s.len() == SHAPE.len()
-        && s.bytes().zip(SHAPE).all(|(c, &want)| {
-            if want == b'0' {
-                c.is_ascii_digit()
-            } else {
-                c == want
-            }
-        })
-}
-
 /// Parses a stored time. Accepts any RFC 3339 text and SQLite's own
 /// `YYYY-MM-DD HH:MM:SS` (UTC), which `datetime('now')` and other writers produce.
 pub fn from_db_text(s: &str) -> Option<DateTime<Utc>> {
@@ -198,16 +184,5 @@ mod tests {
         assert_eq!(from_db_text("2026-11-25T08:00:00Z"), Some(t));
         assert_eq!(from_db_text("2026-11-25 08:00:00"), Some(t));
         assert_eq!(from_db_text("yesterday"), None);
-        assert!(is_db_text("2026-11-25T08:00:00Z"));
-        for other in [
-            "2026-11-25 08:00:00",
-            "2026-11-25T08:00:00.000Z",
-            "2026-11-25T08:00:00+00:00",
-            "2026-11-25T08:00:0Z",
-            "2026-11-25T08:00:00z",
-            "",
-        ] {
-            assert!(!is_db_text(other), "{other}");
-        }
     }
 }

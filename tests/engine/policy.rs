@@ -285,7 +285,7 @@ async fn a_wrongly_typed_column_makes_its_contact_invalid_not_the_sweep_fail() {
             (not_e164, "E.164"),
             (blob_number, "X'2B3434'"),
             (902, "'tomorrow' is not a time"),
-            (903, "next_attempt_at \"2020-01-01 00:00:00\""),
+            (903, "next_attempt_at '2020-01-01 00:00:00' is not"),
         ] {
             let (state, reason) = row(id).await;
             assert_eq!(state, "invalid", "{id}: {reason:?}");
