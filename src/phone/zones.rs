@@ -162,7 +162,8 @@ const NANP: &[(&str, &[u16])] = &[
     // MD ME MI (not the UP) NC NH NJ NY OH PA RI SC TN (Knoxville) VA VT WV.
     ("America/New_York", &[
         201, 202, 203, 207, 212, 215, 216, 220, 223, 227, 229, 231, 234, 239, 240, 248, 252,
-        260, 267, 269, 272, 276, 301, 302, 304, 305, 313, 315, 317, 321, 326, 330, 332, 339,
+        260, 267, 269, 272, 276, 283, 301, 302, 304, 305, 313, 315, 317, 321, 326, 330, 332,
+        336, 339,
         347, 351, 352, 363, 380, 386, 401, 404, 407, 410, 412, 413, 419, 434, 440, 443, 445,
         463, 470, 475, 478, 484, 502, 508, 513, 516, 517, 518, 540, 551, 561, 567, 570, 571,
         585, 586, 603, 607, 609, 610, 614, 616, 617, 631, 640, 645, 646, 656, 667, 678, 679,
@@ -191,8 +192,6 @@ const NANP: &[(&str, &[u16])] = &[
         510, 530, 559, 562, 564, 619, 626, 628, 650, 657, 661, 669, 702, 707, 714, 725, 747,
         760, 805, 818, 820, 831, 840, 858, 909, 916, 925, 949, 951, 971,
     ]),
-    // All of Alaska, bar the few hundred people of the western Aleutians.
-    ("America/Anchorage", &[907]),
     ("Pacific/Honolulu", &[808]),
     // Ontario (not 807) and Quebec (not 418 and its overlays).
     ("America/Toronto", &[
@@ -235,6 +234,7 @@ const SPLIT: &[u16] = &[
     812, 930, // southern Indiana: Evansville is Central
     867, // Yukon, Northwest Territories and Nunavut
     906, // Michigan's Upper Peninsula: four counties are Central
+    907, // Alaska: the western Aleutians (Adak) keep Hawaii-Aleutian time
     928, // northern Arizona: the Navajo Nation keeps daylight time
     986, // Idaho overlay
 ];
