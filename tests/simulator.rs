@@ -208,6 +208,40 @@ async fn a_call_moves_from_queued_to_a_final_completed_log_after_its_call_secs()
 }
 
 #[tokio::test]
+async fn past_max_calls_the_oldest_calls_and_journal_entries_are_forgotten() {
+    let sim = sim_with(|o| o.max_calls = 3).await;
+    let mut placed = Vec::new();
+    for i in 0..5 {
+        let (status, body) = dispatch(&sim, 7, &format!("+1415555267{i}")).await;
+        assert_eq!(status, 200);
+        placed.push(body["requestId"].as_i64().unwrap());
+    }
+    let (_, page) = get(&sim, "calls/logs?pagesize=30").await;
+    assert_eq!(page["total_records"], 3);
+    let kept = ids(&page);
+    assert_eq!(kept.len(), 3);
+    let (_, newest) = get(&sim, &format!("calls/logs/{}", kept[0])).await;
+    assert_eq!(
+        newest["call_log_data"][0]["to_number"], "+14155552674",
+        "ids keep counting: {kept:?}"
+    );
+    let oldest_kept = *kept.last().unwrap();
+    let (status, _) = get(&sim, &format!("calls/logs/{oldest_kept}")).await;
+    assert_eq!(status, 200);
+    for gone in [oldest_kept - 1, oldest_kept - 2] {
+        let (status, body) = get(&sim, &format!("calls/logs/{gone}")).await;
+        assert_eq!(status, 404, "call log {gone} was forgotten");
+        assert_eq!(body["error"], "not_found");
+    }
+    let journal: Vec<Option<String>> = sim.journal().into_iter().map(|e| e.to_number).collect();
+    assert_eq!(
+        journal,
+        ["+14155552672", "+14155552673", "+14155552674"].map(|n| Some(n.to_string()))
+    );
+    assert_eq!(sim.stats().calls_placed, 5, "the counters count every call");
+}
+
+#[tokio::test]
 async fn an_unknown_log_id_is_a_404_with_a_json_error() {
     let sim = sim_with(|_| {}).await;
     for path in ["calls/logs/123", "calls/logs/abc"] {

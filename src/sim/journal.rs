@@ -2,6 +2,7 @@
 //! with `--journal FILE`, appended to the file as one JSON line, flushed per
 //! line so a test can read it while the server runs.
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -120,12 +121,15 @@ pub(crate) struct Journal {
 
 struct Inner {
     file: Option<BufWriter<File>>,
-    entries: Vec<JournalEntry>,
+    /// The newest `keep` entries.
+    entries: VecDeque<JournalEntry>,
+    keep: usize,
 }
 
 impl Journal {
-    /// A journal appending to `path` when given.
-    pub(crate) fn open(path: Option<&Path>) -> anyhow::Result<Journal> {
+    /// A journal appending to `path` when given, and keeping the newest
+    /// `keep` entries in memory.
+    pub(crate) fn open(path: Option<&Path>, keep: usize) -> anyhow::Result<Journal> {
         let file = match path {
             Some(p) => Some(BufWriter::new(
                 OpenOptions::new()
@@ -139,7 +143,8 @@ impl Journal {
         Ok(Journal {
             inner: Mutex::new(Inner {
                 file,
-                entries: Vec::new(),
+                entries: VecDeque::new(),
+                keep: keep.max(1),
             }),
         })
     }
@@ -156,15 +161,15 @@ impl Journal {
                 tracing::warn!(error = %e, "the simulator could not write its journal");
             }
         }
-        inner.entries.push(entry);
+        if inner.entries.len() >= inner.keep {
+            inner.entries.pop_front();
+        }
+        inner.entries.push_back(entry);
     }
 
-    /// A copy of every entry so far.
+    /// A copy of the entries kept (every one, up to `--max-calls`).
     pub(crate) fn entries(&self) -> Vec<JournalEntry> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entries
-            .clone()
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.entries.iter().cloned().collect()
     }
 }

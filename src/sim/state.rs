@@ -4,7 +4,7 @@
 //! A call's status is computed on read from its dispatch instant and its
 //! drawn length, so no task runs per call.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -156,21 +156,26 @@ pub(crate) struct SimState {
 
 struct Inner {
     rng: StdRng,
-    calls: Vec<Arc<SimCall>>,
+    /// The newest `--max-calls` calls, oldest first.
+    calls: VecDeque<Arc<SimCall>>,
+    /// Calls placed and since forgotten: `calls[i]` is call number `forgotten + i`.
+    forgotten: usize,
     window_start: Option<Instant>,
     window_count: u32,
 }
 
 impl SimState {
     pub(crate) fn new(opts: SimOptions) -> anyhow::Result<Arc<SimState>> {
-        let journal = Journal::open(opts.journal.as_deref())?;
+        let keep = usize::try_from(opts.max_calls).unwrap_or(usize::MAX);
+        let journal = Journal::open(opts.journal.as_deref(), keep)?;
         Ok(Arc::new(SimState {
             counters: Counters::default(),
             journal,
             stopping: watch::channel(false).0,
             inner: Mutex::new(Inner {
                 rng: StdRng::seed_from_u64(opts.seed),
-                calls: Vec::new(),
+                calls: VecDeque::new(),
+                forgotten: 0,
                 window_start: None,
                 window_count: 0,
             }),
@@ -218,7 +223,7 @@ impl SimState {
                 break;
             }
         }
-        let index = inner.calls.len() as i64;
+        let index = (inner.forgotten + inner.calls.len()) as i64;
         let call = Arc::new(SimCall {
             id: FIRST_LOG_ID + index,
             request_id: FIRST_REQUEST_ID + index,
@@ -233,7 +238,11 @@ impl SimState {
             talk_secs,
             variant,
         });
-        inner.calls.push(call.clone());
+        inner.calls.push_back(call.clone());
+        if inner.calls.len() as u64 > o.max_calls {
+            inner.calls.pop_front();
+            inner.forgotten += 1;
+        }
         Decision::Placed(call, result)
     }
 
@@ -281,7 +290,11 @@ impl SimState {
     /// The call with log id `id`.
     pub(crate) fn get(&self, id: i64) -> Option<Arc<SimCall>> {
         let index = usize::try_from(id.checked_sub(FIRST_LOG_ID)?).ok()?;
-        self.lock().calls.get(index).cloned()
+        let inner = self.lock();
+        inner
+            .calls
+            .get(index.checked_sub(inner.forgotten)?)
+            .cloned()
     }
 
     /// A snapshot of the counters.
