@@ -195,7 +195,7 @@ async fn engine_run(n: usize) -> anyhow::Result<EngineRun> {
     let dir = tempfile::tempdir()?;
     let store = open_store(dir.path()).await?;
     let campaign = seed_campaign(&store, n, ("00:00", "24:00")).await?;
-    let sim = sim::spawn(SimOptions::default()).await?;
+    let sim = sim::spawn(every_call()).await?;
     let (_stop_tx, stop_rx) = watch::channel(false);
     let clock: SharedClock = Arc::new(SystemClock);
     let mut cfg = engine_config(100_000.0, 1000)?;
@@ -264,7 +264,7 @@ fn body(i: usize) -> DispatchRequest {
 
 /// The reference: reqwest, 32 in flight, the same bodies, a fresh simulator.
 async fn raw_run(n: usize) -> anyhow::Result<(f64, f64, f64)> {
-    let sim = sim::spawn(SimOptions::default()).await?;
+    let sim = sim::spawn(every_call()).await?;
     let http = reqwest::Client::builder()
         .tcp_nodelay(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -356,7 +356,7 @@ async fn rate_accuracy(rate: f64, burst: u32, run_for: Duration) -> anyhow::Resu
     // More than can be sent in the time: the stop ends the run.
     let n = (rate * run_for.as_secs_f64() * 2.0) as usize + 100;
     let campaign = seed_campaign(&store, n, ("00:00", "24:00")).await?;
-    let sim = sim::spawn(SimOptions::default()).await?;
+    let sim = sim::spawn(every_call()).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let engine = Engine::new(
         store.clone(),
@@ -490,4 +490,13 @@ fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     s.get(s.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// The simulator's defaults, keeping every call and journal entry: the
+/// figures are computed from the whole journal, whatever the size.
+fn every_call() -> SimOptions {
+    SimOptions {
+        max_calls: u64::MAX,
+        ..SimOptions::default()
+    }
 }

@@ -198,6 +198,8 @@ async fn run(case: Case) -> anyhow::Result<RunResult> {
     let opts = SimOptions {
         seed: SEED,
         call_secs: "1-3".parse().map_err(anyhow::Error::msg)?,
+        // The lag is computed from the whole journal.
+        max_calls: u64::MAX,
         ..SimOptions::default()
     };
     let sim = sim::spawn(opts.clone()).await?;

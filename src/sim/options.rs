@@ -60,7 +60,7 @@ pub struct SimOptions {
     /// Calls (and journal entries) kept in memory; past it the oldest are
     /// forgotten, their logs no longer listed and `GET` of their id a 404.
     /// Bounds a long-running simulator's memory (the file journal keeps all).
-    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_calls: u64,
 }
 
