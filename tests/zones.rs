@@ -21,6 +21,7 @@ fn a_us_or_canadian_area_code_in_one_zone_gives_that_zone() {
     assert_zone("+1 312 744 5000", Some("America/Chicago"));
     assert_zone("+1 303 866 2471", Some("America/Denver"));
     assert_zone("+1 808 586 0034", Some("Pacific/Honolulu"));
+    assert_zone("+1 907 269 5100", Some("America/Anchorage"));
     assert_zone("+1 336 373 2002", Some("America/New_York")); // Greensboro, NC
     assert_zone("+1 416 392 2489", Some("America/Toronto"));
     assert_zone("+1 604 873 7000", Some("America/Vancouver"));
@@ -37,7 +38,6 @@ fn an_area_code_that_straddles_a_zone_line_gives_none() {
     assert_zone("+1 208 334 2411", None); // Idaho
     assert_zone("+1 928 774 5281", None); // Navajo Nation keeps daylight time
     assert_zone("+1 250 387 6121", None); // British Columbia interior
-    assert_zone("+1 907 269 5100", None); // Alaska: Adak keeps Hawaii-Aleutian time
 }
 
 #[test]

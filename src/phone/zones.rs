@@ -192,6 +192,11 @@ const NANP: &[(&str, &[u16])] = &[
         510, 530, 559, 562, 564, 619, 626, 628, 650, 657, 661, 669, 702, 707, 714, 725, 747,
         760, 805, 818, 820, 831, 840, 858, 909, 916, 925, 949, 951, 971,
     ]),
+    // All of Alaska but the western Aleutians (Adak, a few hundred people),
+    // which keep Hawaii-Aleutian time, an hour behind: they get calls an
+    // hour early in their day. Listing 907 as split instead would put every
+    // Alaskan on the campaign's zone, several hours off.
+    ("America/Anchorage", &[907]),
     ("Pacific/Honolulu", &[808]),
     // Ontario (not 807) and Quebec (not 418 and its overlays).
     ("America/Toronto", &[
@@ -234,7 +239,6 @@ const SPLIT: &[u16] = &[
     812, 930, // southern Indiana: Evansville is Central
     867, // Yukon, Northwest Territories and Nunavut
     906, // Michigan's Upper Peninsula: four counties are Central
-    907, // Alaska: the western Aleutians (Adak) keep Hawaii-Aleutian time
     928, // northern Arizona: the Navajo Nation keeps daylight time
     986, // Idaho overlay
 ];
