@@ -188,7 +188,7 @@ pub struct UnvalidatedContact {
 
 /// The due-contacts query: parameters ?1 campaign, ?2 now, ?3 limit.
 pub(crate) fn due_sql() -> String {
-    // Four branches, each an equality-then-range walk of `contacts_due`
+    // Six branches, each an equality-then-range walk of `contacts_due`
     // already in the order wanted, so each stops after `limit` rows: with
     // an OR, or one ORDER BY over both states, SQLite would read (and
     // sort) every due or deferred contact of the campaign. Retries due
@@ -202,10 +202,16 @@ pub(crate) fn due_sql() -> String {
         )
     };
     [
-        branch(0, "retry_wait", "c.next_attempt_at <= ?2"),
-        branch(1, "pending", "c.next_attempt_at <= ?2"),
-        branch(2, "pending", "c.next_attempt_at IS NULL"),
-        branch(3, "retry_wait", "c.next_attempt_at IS NULL"),
+        // A due time that is not a time at all and sorts after every real
+        // one ('now', 'tomorrow', a blob: another program's insert of a row
+        // marked validated) would never come due: read it so that it is
+        // refused with a reason, not left pending for ever. Usually empty.
+        branch(0, "retry_wait", "c.next_attempt_at >= ':'"),
+        branch(1, "pending", "c.next_attempt_at >= ':'"),
+        branch(2, "retry_wait", "c.next_attempt_at <= ?2"),
+        branch(3, "pending", "c.next_attempt_at <= ?2"),
+        branch(4, "pending", "c.next_attempt_at IS NULL"),
+        branch(5, "retry_wait", "c.next_attempt_at IS NULL"),
     ]
     .join(" UNION ALL ")
         + " LIMIT ?3"

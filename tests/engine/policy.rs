@@ -246,7 +246,8 @@ async fn a_wrongly_typed_column_makes_its_contact_invalid_not_the_sweep_fail() {
             "INSERT INTO contacts (id, campaign_id, phone_number, next_attempt_at, validated) VALUES \
              (901, {c}, '+442079460008', '2020-01-01 00:00:00', 0), \
              (902, {c}, '+442079460009', 'tomorrow', 0), \
-             (903, {c}, '+442079460010', '2020-01-01 00:00:00', 1)"
+             (903, {c}, '+442079460010', '2020-01-01 00:00:00', 1), \
+             (904, {c}, '+442079460011', 'now', 1)"
         ))
         .await;
         w.sql(&format!(
@@ -286,6 +287,8 @@ async fn a_wrongly_typed_column_makes_its_contact_invalid_not_the_sweep_fail() {
             (blob_number, "X'2B3434'"),
             (902, "'tomorrow' is not a time"),
             (903, "next_attempt_at '2020-01-01 00:00:00' is not"),
+            // Sorts after every time, so it would never have come due.
+            (904, "next_attempt_at 'now' is not"),
         ] {
             let (state, reason) = row(id).await;
             assert_eq!(state, "invalid", "{id}: {reason:?}");
