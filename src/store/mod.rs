@@ -125,6 +125,53 @@ pub enum OpenError {
     },
 }
 
+/// Indexes and triggers on `contacts` and `attempts` that dialerd's own
+/// migrations created (the rebuild of migration 5 makes its own again, or
+/// drops them on purpose).
+const OWN_OBJECTS: &[&str] = &[
+    "contacts_due",
+    "contacts_by_number",
+    "contacts_unvalidated",
+    "contacts_due_time_on_insert",
+    "contacts_due_time_on_update",
+    "attempts_by_call_log",
+    "attempts_by_request",
+    "attempts_outstanding",
+    "attempts_by_contact",
+    "attempts_by_campaign",
+];
+
+/// The indexes and triggers an operator added to `contacts` or `attempts`
+/// (name and SQL), when migration 5 is still to run: it rebuilds both tables,
+/// and SQLite drops a table's indexes and triggers with it.
+async fn operators_objects(pool: &SqlitePool) -> sqlx::Result<Vec<(String, String)>> {
+    let migrated: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = '_sqlx_migrations'",
+    )
+    .fetch_one(pool)
+    .await?;
+    if migrated == 0 {
+        return Ok(Vec::new());
+    }
+    let rebuilt: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE version >= 5")
+            .fetch_one(pool)
+            .await?;
+    if rebuilt > 0 {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT name, sql FROM sqlite_schema WHERE type IN ('index', 'trigger') \
+         AND tbl_name IN ('contacts', 'attempts') AND sql IS NOT NULL ORDER BY type, name",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|(name, _)| !OWN_OBJECTS.contains(&name.as_str()))
+        .collect())
+}
+
 impl Store {
     /// Opens (creating if needed) the database at `path` in WAL mode with
     /// `synchronous=FULL`, foreign keys on and a busy timeout, and applies
@@ -152,6 +199,24 @@ impl Store {
                 source,
             })?;
         let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        let keep = operators_objects(&pool)
+            .await
+            .map_err(|e| OpenError::Migrate {
+                path: shown.clone(),
+                source: MigrateError::Execute(e),
+            })?;
+        // Written before the rebuild, so that the SQL survives a crash
+        // between the rebuild and the recreation.
+        for (name, sql) in &keep {
+            let detail = format!(
+                "rebuilding contacts and attempts drops {name}; it is created again afterwards from: {sql}"
+            );
+            let _ = sqlx::query("INSERT INTO events (at, kind, detail) VALUES (?, 'migration', ?)")
+                .bind(to_db_text(clock.now()))
+                .bind(detail)
+                .execute(&pool)
+                .await;
+        }
         match MIGRATOR.run(&pool).await {
             Ok(()) => {}
             Err(MigrateError::VersionMissing(found))
@@ -169,11 +234,59 @@ impl Store {
                 });
             }
         }
-        Ok(Self {
+        let store = Self {
             pool,
             clock,
             write_turn: Arc::new(tokio::sync::Mutex::new(())),
-        })
+        };
+        store.recreate(keep).await;
+        Ok(store)
+    }
+
+    /// Creates again the operator's indexes and triggers that a rebuild of
+    /// their table dropped, in one write transaction (which also makes the
+    /// connection read the rebuilt schema: another of the pool's connections
+    /// may still hold the old one, with these objects in it). One that cannot
+    /// be created is logged, never fatal; each outcome is an `events` row of
+    /// kind `migration`.
+    async fn recreate(&self, objects: Vec<(String, String)>) {
+        if objects.is_empty() {
+            return;
+        }
+        let result: sqlx::Result<()> = async {
+            let mut tx = self.begin_write().await?;
+            let now = self.now_text();
+            for (name, sql) in objects {
+                let exists: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_schema WHERE name = ?")
+                        .bind(&name)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                if exists > 0 {
+                    continue;
+                }
+                // A failed statement leaves the transaction open and usable.
+                let detail = match sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                    .execute(&mut *tx)
+                    .await
+                {
+                    Ok(_) => {
+                        tracing::info!(%name, "recreated an index or trigger after rebuilding its table");
+                        format!("recreated {name} after rebuilding its table")
+                    }
+                    Err(e) => {
+                        tracing::warn!(%name, error = %e, %sql, "could not recreate an index or trigger after rebuilding its table");
+                        format!("could not recreate {name} after rebuilding its table ({e}); its SQL: {sql}")
+                    }
+                };
+                daemon::insert_event(&mut tx, &now, "migration", None, None, None, Some(&detail)).await?;
+            }
+            tx.commit().await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not recreate the indexes and triggers a migration dropped; the events table has their SQL");
+        }
     }
 
     /// Begins a write transaction once no other write transaction of this

@@ -91,6 +91,10 @@ async fn upgrading_a_version_4_database_keeps_every_row_link_and_rule() {
                                call_log_id, outcome, sent_at, uncertain_at) \
          VALUES (5, 41, 7, 1, 'accepted', 3, '+14155552671', 900, 'completed', '2026-11-01T10:00:00Z', NULL), \
                 (6, 43, 8, 1, 'uncertain', 3, '+14155552671', NULL, NULL, '2026-11-01T10:00:01Z', '2026-11-01T10:00:05Z')",
+        // An operator's own index and trigger on the rebuilt tables.
+        "CREATE INDEX contacts_by_external_id ON contacts(external_id)",
+        "CREATE TRIGGER operator_audit AFTER UPDATE OF state ON contacts \
+         BEGIN INSERT INTO events (at, kind, contact_id) VALUES ('2026-11-01T00:00:00Z', 'operator', NEW.id); END",
     ] {
         sqlx::query(sql).execute(&old).await.unwrap();
     }
@@ -196,6 +200,50 @@ async fn upgrading_a_version_4_database_keeps_every_row_link_and_rule() {
         .await
         .unwrap();
     assert_eq!(due, "2026-11-25T08:00:00Z");
+    // The operator's objects are back (and said so); dialerd's dropped ones are not.
+    let objects: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_schema WHERE type IN ('index', 'trigger') AND tbl_name = 'contacts' ORDER BY name",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        objects,
+        [
+            "contacts_by_external_id",
+            "contacts_due",
+            "contacts_due_time_on_update",
+            "contacts_unvalidated",
+            "operator_audit",
+            "sqlite_autoindex_contacts_1",
+        ]
+    );
+    let audited = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM events WHERE kind = 'operator' AND contact_id = 42",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    };
+    let before = audited().await;
+    sqlx::query("UPDATE contacts SET state = 'cancelled' WHERE id = 42")
+        .execute(pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        audited().await,
+        before + 1,
+        "the operator's trigger runs again"
+    );
+    let said: Vec<String> =
+        sqlx::query_scalar("SELECT detail FROM events WHERE kind = 'migration' ORDER BY id")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    assert_eq!(said.len(), 4, "{said:?}");
+    assert!(said[0].contains("drops contacts_by_external_id") && said[0].contains("CREATE INDEX"));
+    assert!(said[3].starts_with("recreated operator_audit"), "{said:?}");
     let check: String = sqlx::query_scalar("PRAGMA integrity_check")
         .fetch_one(pool)
         .await
