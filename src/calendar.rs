@@ -142,6 +142,35 @@ impl Window {
             .unwrap_or(at)
     }
 
+    /// Whether `at` falls inside the window in every zone of `zones`.
+    pub fn is_open_in_all(&self, at: DateTime<Utc>, zones: &[Tz]) -> bool {
+        zones.iter().all(|tz| self.is_open(at, *tz))
+    }
+
+    /// The earliest instant at or after `at` when the window is open in
+    /// every zone of `zones` at once; `None` when that does not happen within
+    /// three days (a window shorter than the zones' spread is never open in
+    /// all of them). Jumps from one zone's opening to the next: no instant
+    /// open in all of them is ever jumped over, since each jump goes to the
+    /// first instant a closed zone opens.
+    pub fn next_open_in_all(&self, at: DateTime<Utc>, zones: &[Tz]) -> Option<DateTime<Utc>> {
+        let limit = at + chrono::Duration::days(3);
+        let mut t = at;
+        while t <= limit {
+            match zones.iter().find(|tz| !self.is_open(t, **tz)) {
+                None => return Some(t),
+                Some(closed) => {
+                    let next = self.next_open(t, *closed);
+                    if next <= t {
+                        return None;
+                    }
+                    t = next;
+                }
+            }
+        }
+        None
+    }
+
     /// The `start` text of the window, `HH:MM`.
     pub fn start_text(&self) -> String {
         fmt_hhmm(self.start_min)

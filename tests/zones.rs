@@ -41,6 +41,27 @@ fn an_area_code_that_straddles_a_zone_line_gives_none() {
 }
 
 #[test]
+fn a_split_area_code_lists_every_zone_it_spans_and_others_list_none() {
+    let possible = |raw: &str| {
+        let number = PhoneNumber::parse(raw, None).unwrap();
+        dialerd::phone::zones::possible_zones(&number)
+            .iter()
+            .map(|z| z.name().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        possible("+1 850 644 2525"),
+        ["America/New_York", "America/Chicago"]
+    );
+    assert_eq!(
+        possible("+1 928 774 5281"),
+        ["America/Phoenix", "America/Denver"]
+    );
+    assert_eq!(possible("+1 212 736 5000"), Vec::<String>::new());
+    assert_eq!(possible("+44 20 7946 0958"), Vec::<String>::new());
+}
+
+#[test]
 fn toll_free_numbers_give_none() {
     assert_zone("+1 800 642 7676", None);
     assert_zone("+1 888 555 1212", None);

@@ -6,17 +6,34 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::domain::{CampaignStatus, ContactState, Outcome};
-use crate::phone::{PhoneNumber, zones::zone_for_number};
+use crate::phone::{
+    PhoneNumber,
+    zones::{possible_zones, zone_for_number},
+};
 use crate::store::{CampaignRules, ClaimDecision, ContactNext, DueContact};
 
-/// The zone a contact's calling window is evaluated in: its own `timezone`
-/// column, else the zone its number determines, else the campaign's.
-pub fn contact_zone(contact_tz: Option<&str>, number: &str, campaign_tz: Tz) -> Result<Tz, String> {
+/// The zones a contact's calling window must be open in: its own `timezone`
+/// column, else the zone its number determines, else every zone its area
+/// code spans when it straddles a zone line, else the campaign's.
+pub fn contact_zones(
+    contact_tz: Option<&str>,
+    number: &str,
+    campaign_tz: Tz,
+) -> Result<Vec<Tz>, String> {
     if let Some(name) = contact_tz.map(str::trim).filter(|s| !s.is_empty()) {
-        return crate::calendar::parse_tz(name);
+        return crate::calendar::parse_tz(name).map(|tz| vec![tz]);
     }
     let number = PhoneNumber::from_e164_unchecked(number.to_string());
-    Ok(zone_for_number(&number).unwrap_or(campaign_tz))
+    if let Some(tz) = zone_for_number(&number) {
+        return Ok(vec![tz]);
+    }
+    // An area code that straddles a zone line: every zone it may be in,
+    // never the campaign's (for Alaska or Florida's panhandle, hours off).
+    let possible = possible_zones(&number);
+    if !possible.is_empty() {
+        return Ok(possible);
+    }
+    Ok(vec![campaign_tz])
 }
 
 /// Decides what to do with one due contact at `now`.
@@ -38,12 +55,25 @@ pub fn decide(
     let Some(agent_id) = c.agent_id.or(campaign_agent) else {
         return ClaimDecision::Invalid("no agent_id for this contact or its campaign".into());
     };
-    let tz = match contact_zone(c.timezone.as_deref(), &c.phone_number, rules.timezone) {
-        Ok(tz) => tz,
+    let zones = match contact_zones(c.timezone.as_deref(), &c.phone_number, rules.timezone) {
+        Ok(zones) => zones,
         Err(reason) => return ClaimDecision::Invalid(reason),
     };
-    if !rules.window.is_open(now, tz) {
-        return ClaimDecision::Defer(rules.window.next_open(now, tz));
+    if !rules.window.is_open_in_all(now, &zones) {
+        return match rules.window.next_open_in_all(now, &zones) {
+            Some(at) => ClaimDecision::Defer(at),
+            None => ClaimDecision::Invalid(format!(
+                "the calling window {}-{} is never open in all of {} at once (the zones this number's \
+                 area code spans); give the contact a timezone",
+                rules.window.start_text(),
+                rules.window.end_text(),
+                zones
+                    .iter()
+                    .map(|z| z.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        };
     }
     ClaimDecision::Dial { agent_id }
 }
@@ -136,6 +166,62 @@ mod tests {
             // Next 09:00 in Tokyo is 00:00 UTC the next day.
             ClaimDecision::Defer(t) => {
                 assert_eq!(t, Utc.with_ymd_and_hms(2026, 6, 2, 0, 0, 0).unwrap())
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Florida's 850 spans Eastern and Central time: the window must be open
+    /// in both, never judged in the campaign's zone (here UTC, which would
+    /// have called from 05:00 local time).
+    #[test]
+    fn a_number_whose_area_code_spans_two_zones_is_called_only_when_both_are_open() {
+        let r = rules("09:00-20:00", "UTC");
+        let panhandle = contact("+18505550123", None, 0);
+        let at = |h, m| Utc.with_ymd_and_hms(2026, 7, 1, h, m, 0).unwrap();
+        // 13:30 UTC: 09:30 in Tallahassee, 08:30 in Pensacola.
+        match decide(&panhandle, &r, Some(7), at(13, 30)) {
+            ClaimDecision::Defer(t) => assert_eq!(t, at(14, 0), "09:00 in Pensacola"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            decide(&panhandle, &r, Some(7), at(14, 0)),
+            ClaimDecision::Dial { agent_id: 7 }
+        ));
+        // 23:59 UTC: 19:59 in Tallahassee, still open in both.
+        assert!(matches!(
+            decide(&panhandle, &r, Some(7), at(23, 59)),
+            ClaimDecision::Dial { .. }
+        ));
+        // 00:00 UTC: 20:00 in Tallahassee: closed until 09:00 in Pensacola.
+        match decide(
+            &panhandle,
+            &r,
+            Some(7),
+            Utc.with_ymd_and_hms(2026, 7, 2, 0, 0, 0).unwrap(),
+        ) {
+            ClaimDecision::Defer(t) => {
+                assert_eq!(t, Utc.with_ymd_and_hms(2026, 7, 2, 14, 0, 0).unwrap())
+            }
+            other => panic!("{other:?}"),
+        }
+        // Its own timezone column decides alone.
+        let own = contact("+18505550123", Some("America/New_York"), 0);
+        assert!(matches!(
+            decide(&own, &r, Some(7), at(13, 30)),
+            ClaimDecision::Dial { .. }
+        ));
+    }
+
+    #[test]
+    fn a_window_shorter_than_an_area_codes_zone_spread_makes_the_contact_invalid() {
+        let r = rules("09:00-09:30", "UTC");
+        let panhandle = contact("+18505550123", None, 0);
+        let now = Utc.with_ymd_and_hms(2026, 7, 1, 12, 0, 0).unwrap();
+        match decide(&panhandle, &r, Some(7), now) {
+            ClaimDecision::Invalid(why) => {
+                assert!(why.contains("never open in all of"), "{why}");
+                assert!(why.contains("America/Chicago"), "{why}");
             }
             other => panic!("{other:?}"),
         }

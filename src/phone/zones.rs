@@ -33,7 +33,7 @@ fn zone_name(number: &PhoneNumber) -> Option<&'static str> {
         && e164.len() == 12
         && let Some(code) = e164.get(2..5).and_then(|c| c.parse::<u16>().ok())
     {
-        if SPLIT.contains(&code) {
+        if split_zones(code).is_some() {
             return None;
         }
         if let Some(zone) = nanp_zone(e164) {
@@ -50,7 +50,7 @@ fn zone_name(number: &PhoneNumber) -> Option<&'static str> {
 /// The zone of a US or Canadian number's area code.
 fn nanp_zone(e164: &str) -> Option<&'static str> {
     let code: u16 = e164.strip_prefix("+1")?.get(..3)?.parse().ok()?;
-    if SPLIT.contains(&code) {
+    if split_zones(code).is_some() {
         return None;
     }
     NANP.iter()
@@ -213,35 +213,68 @@ const NANP: &[(&str, &[u16])] = &[
 ];
 
 /// Geographic area codes that straddle a zone line (or a daylight-time line),
-/// kept out of [`NANP`] on purpose; a test checks they stay out.
+/// kept out of [`NANP`] on purpose (a test checks they stay out), with every
+/// clock their numbers may keep: a number's calling window must be open in
+/// all of them. A zone whose clock always equals one of the others' at the
+/// same instant is left out (British Columbia's places on Mountain Standard
+/// Time all year match Vancouver in summer and Edmonton in winter).
 #[rustfmt::skip]
-const SPLIT: &[u16] = &[
-    208, // Idaho: the panhandle is Pacific
-    219, // NW Indiana: Central and Eastern counties
-    236, 250, 672, 778, // British Columbia: the Kootenays and the Peace River
-    270, 364, // western Kentucky: Central and Eastern counties
-    306, 474, 639, // Saskatchewan: Lloydminster keeps Alberta time
-    308, // Nebraska: the panhandle is Mountain
-    334, // Alabama: Phenix City keeps Eastern time
-    367, 418, 581, // eastern Quebec: the Magdalen Islands and the Lower North Shore are Atlantic
-    423, // East Tennessee: Chattanooga's western neighbours are Central
-    432, 915, // west Texas: El Paso and Hudspeth are Mountain
-    448, 850, // Florida panhandle: Central west of the Apalachicola
-    458, 541, // Oregon: Malheur County is Mountain
-    574, // north Indiana: Starke County is Central
-    605, // South Dakota: the west is Mountain
-    606, // eastern Kentucky: Clinton and Cumberland counties are Central
-    620, 785, // Kansas: the western border counties are Mountain
-    701, // North Dakota: the southwest is Mountain
-    709, 879, // Newfoundland and Labrador: Labrador is mostly Atlantic
-    775, // northern Nevada: West Wendover is Mountain
-    807, // northwestern Ontario: Kenora is Central
-    812, 930, // southern Indiana: Evansville is Central
-    867, // Yukon, Northwest Territories and Nunavut
-    906, // Michigan's Upper Peninsula: four counties are Central
-    928, // northern Arizona: the Navajo Nation keeps daylight time
-    986, // Idaho overlay
+const SPLIT: &[(&[u16], &[&str])] = &[
+    // Idaho: the panhandle is Pacific; 986 is its overlay.
+    (&[208, 986], &["America/Boise", "America/Los_Angeles"]),
+    // Indiana: Central in the northwest and southwest corners.
+    (&[219, 574, 812, 930], &["America/New_York", "America/Chicago"]),
+    // British Columbia: the Kootenays keep Mountain time.
+    (&[236, 250, 672, 778], &["America/Vancouver", "America/Edmonton"]),
+    // Kentucky, Tennessee, Alabama, the Florida panhandle, Michigan's Upper
+    // Peninsula: Central and Eastern counties.
+    (&[270, 334, 364, 423, 448, 606, 850, 906], &["America/New_York", "America/Chicago"]),
+    // Saskatchewan: Lloydminster keeps Alberta time.
+    (&[306, 474, 639], &["America/Regina", "America/Edmonton"]),
+    // The Dakotas, Nebraska, Kansas, west Texas: Mountain in the west.
+    (&[308, 432, 605, 620, 701, 785, 915], &["America/Chicago", "America/Denver"]),
+    // Eastern Quebec: the Magdalen Islands and the Lower North Shore are Atlantic.
+    (&[367, 418, 581], &["America/Toronto", "America/Halifax"]),
+    // Oregon: Malheur County is Mountain.
+    (&[458, 541], &["America/Los_Angeles", "America/Boise"]),
+    // Newfoundland and Labrador: Labrador is Atlantic, part of it without daylight time.
+    (&[709, 879], &["America/St_Johns", "America/Halifax", "America/Puerto_Rico"]),
+    // Northern Nevada: West Wendover is Mountain.
+    (&[775], &["America/Los_Angeles", "America/Denver"]),
+    // Northwestern Ontario: Kenora is Central.
+    (&[807], &["America/Toronto", "America/Winnipeg"]),
+    // Yukon (Mountain all year), the Northwest Territories and Nunavut.
+    (&[867], &["America/Whitehorse", "America/Edmonton", "America/Winnipeg", "America/Toronto"]),
+    // Northern Arizona: the Navajo Nation keeps daylight time.
+    (&[928], &["America/Phoenix", "America/Denver"]),
 ];
+
+/// The zones of area code `code` when it straddles a zone line.
+fn split_zones(code: u16) -> Option<&'static [&'static str]> {
+    SPLIT
+        .iter()
+        .find(|(codes, _)| codes.contains(&code))
+        .map(|(_, zones)| *zones)
+}
+
+/// Every zone a US or Canadian number whose area code straddles a zone line
+/// may be in; empty for any other number. With [`zone_for_number`] giving
+/// `None` for these, a caller keeps its calling window open only when it is
+/// open in all of them.
+pub fn possible_zones(number: &PhoneNumber) -> Vec<Tz> {
+    let e164 = number.as_str();
+    if !e164.starts_with("+1") || e164.len() != 12 {
+        return Vec::new();
+    }
+    match e164
+        .get(2..5)
+        .and_then(|c| c.parse::<u16>().ok())
+        .and_then(split_zones)
+    {
+        Some(names) => names.iter().filter_map(|n| n.parse().ok()).collect(),
+        None => Vec::new(),
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -326,10 +359,21 @@ mod tests {
                     "{zone}: {code} is not an area code"
                 );
                 assert!(seen.insert(*code), "{code} is listed twice");
-                assert!(!SPLIT.contains(code), "{code} straddles a zone line");
+                assert!(split_zones(*code).is_none(), "{code} straddles a zone line");
             }
         }
-        let split: std::collections::BTreeSet<_> = SPLIT.iter().collect();
-        assert_eq!(split.len(), SPLIT.len(), "SPLIT lists a code twice");
+        let mut split = std::collections::BTreeSet::new();
+        for (codes, zones) in SPLIT {
+            for code in *codes {
+                assert!(split.insert(*code), "SPLIT lists {code} twice");
+            }
+            assert!(
+                zones.len() >= 2,
+                "{codes:?}: a split code has several zones"
+            );
+            for zone in *zones {
+                assert!(zone.parse::<Tz>().is_ok(), "{zone} is not a zone name");
+            }
+        }
     }
 }

@@ -80,13 +80,17 @@ pub fn uk(i: usize) -> String {
     checked(format!("+442079460{i:03}"))
 }
 
-/// A number from which no zone can be derived (Idaho's 208 straddles the
-/// Pacific/Mountain line), so the campaign's zone applies.
+/// A number from which no zone can be derived (a toll-free one), so the
+/// campaign's zone applies.
 pub fn zoneless(i: usize) -> String {
     assert!(i < 100);
-    let n = checked(format!("+1208334{:04}", 2400 + i));
+    let n = checked(format!("+1800642{:04}", 2400 + i));
     let p = PhoneNumber::parse(&n, None).unwrap();
     assert_eq!(zone_for_number(&p), None, "{n} must not imply a zone");
+    assert!(
+        dialerd::phone::zones::possible_zones(&p).is_empty(),
+        "{n} must not imply zones"
+    );
     n
 }
 
