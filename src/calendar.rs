@@ -228,6 +228,44 @@ mod tests {
         Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
     }
 
+    /// Against a minute-by-minute scan: from instants every 97 minutes over
+    /// a week around the spring DST change (in the US and in Europe), for
+    /// day and overnight windows and zone sets up to five hours apart, the
+    /// opening found is the first minute open in every zone, or `None` when
+    /// no minute of the next three days is.
+    #[test]
+    fn the_common_opening_of_several_zones_is_the_first_minute_open_in_all() {
+        let sets: [&[Tz]; 4] = [
+            &[chrono_tz::America::New_York, chrono_tz::America::Chicago],
+            &[
+                chrono_tz::America::St_Johns,
+                chrono_tz::America::Halifax,
+                chrono_tz::America::Puerto_Rico,
+            ],
+            &[
+                chrono_tz::America::Whitehorse,
+                chrono_tz::America::Toronto,
+                chrono_tz::Europe::London,
+            ],
+            &[chrono_tz::America::Phoenix, chrono_tz::America::Denver],
+        ];
+        for window in ["09:00-20:00", "21:00-02:00", "09:00-09:30", "08:00-12:00"] {
+            let w = Window::parse(window).unwrap();
+            for zones in sets {
+                let mut at = utc(2026, 3, 5, 0, 7);
+                while at < utc(2026, 3, 12, 0, 0) {
+                    let found = w.next_open_in_all(at, zones);
+                    let base = at.with_second(0).unwrap();
+                    let scan = std::iter::once(at)
+                        .chain((1..=3 * 1440).map(|m| base + chrono::Duration::minutes(m)))
+                        .find(|t| w.is_open_in_all(*t, zones));
+                    assert_eq!(found, scan, "{window} in {zones:?} from {at}");
+                    at += chrono::Duration::minutes(97);
+                }
+            }
+        }
+    }
+
     #[test]
     fn five_and_six_field_crons_parse_and_others_are_refused() {
         assert!(Schedule::parse("*/5 * * * *").is_ok());
