@@ -234,6 +234,27 @@ fn fast_e164(raw: &str, region: Option<Id>) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// The example national numbers of every kind of number of `meta`.
+    fn examples(meta: &Metadata) -> impl Iterator<Item = &str> {
+        let d = meta.descriptors();
+        [
+            Some(d.general()),
+            d.fixed_line(),
+            d.mobile(),
+            d.toll_free(),
+            d.premium_rate(),
+            d.shared_cost(),
+            d.personal_number(),
+            d.voip(),
+            d.pager(),
+            d.uan(),
+            d.voicemail(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d.example())
+    }
+
     /// Every example number of every region, and variants of it, gives the
     /// slow path's answer whenever the fast path answers at all.
     #[test]
@@ -241,21 +262,7 @@ mod tests {
         let mut fast_hits = 0;
         let mut checked = 0;
         for meta in DATABASE.iter() {
-            let d = meta.descriptors();
-            let all = [
-                Some(d.general()),
-                d.fixed_line(),
-                d.mobile(),
-                d.toll_free(),
-                d.premium_rate(),
-                d.shared_cost(),
-                d.personal_number(),
-                d.voip(),
-                d.pager(),
-                d.uan(),
-                d.voicemail(),
-            ];
-            for ex in all.into_iter().flatten().filter_map(|d| d.example()) {
+            for ex in examples(meta) {
                 let cc = meta.country_code();
                 let mut variants = vec![ex.to_string(), format!("{ex}0"), format!("{ex}9")];
                 if ex.len() > 1 {
@@ -290,17 +297,7 @@ mod tests {
     fn the_fast_region_agrees_with_the_parser_on_every_metadata_example() {
         let (mut hits, mut checked) = (0, 0);
         for meta in DATABASE.iter() {
-            let d = meta.descriptors();
-            let all = [
-                Some(d.general()),
-                d.fixed_line(),
-                d.mobile(),
-                d.toll_free(),
-                d.premium_rate(),
-                d.voip(),
-                d.uan(),
-            ];
-            for ex in all.into_iter().flatten().filter_map(|d| d.example()) {
+            for ex in examples(meta) {
                 for v in [ex.to_string(), format!("{ex}0"), format!("0{ex}")] {
                     let raw = format!("+{}{v}", meta.country_code());
                     checked += 1;
