@@ -207,15 +207,25 @@ impl Store {
             })?;
         // Written before the rebuild, so that the SQL survives a crash
         // between the rebuild and the recreation.
-        for (name, sql) in &keep {
-            let detail = format!(
-                "rebuilding contacts and attempts drops {name}; it is created again afterwards from: {sql}"
-            );
-            let _ = sqlx::query("INSERT INTO events (at, kind, detail) VALUES (?, 'migration', ?)")
-                .bind(to_db_text(clock.now()))
-                .bind(detail)
-                .execute(&pool)
+        if !keep.is_empty()
+            && let Ok(mut conn) = pool.acquire().await
+        {
+            let now = to_db_text(clock.now());
+            for (name, sql) in &keep {
+                let detail = format!(
+                    "rebuilding contacts and attempts drops {name}; it is created again afterwards from: {sql}"
+                );
+                let _ = daemon::insert_event(
+                    &mut conn,
+                    &now,
+                    "migration",
+                    None,
+                    None,
+                    None,
+                    Some(&detail),
+                )
                 .await;
+            }
         }
         match MIGRATOR.run(&pool).await {
             Ok(()) => {}
