@@ -14,7 +14,6 @@
 //! watcher ([`inbox`]) and the demo; [`validate_direct`] applies the same
 //! rules to rows other programs insert straight into the database.
 
-mod checkpoint;
 mod csv_source;
 mod header;
 pub mod inbox;

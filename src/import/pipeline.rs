@@ -7,9 +7,9 @@
 //! durable as any other write, while a million-row import does not wait for
 //! two hundred fsyncs. (Any `FULL` commit by the daemon — dialing one of the
 //! new contacts needs one — also makes the batches before it durable.) The
-//! connection is closed afterwards, never returned to the pool. Its log is
-//! copied into the database file by a [`Checkpointer`] on a second
-//! connection, while the writer goes on.
+//! connection ([`Store::bulk_writer`]) is closed afterwards, never returned
+//! to the pool. Its log is copied into the database file by a
+//! [`Checkpointer`] on a second connection, while the writer goes on.
 //!
 //! Nothing is written until the first valid row: the campaign (when new)
 //! and the `imports` row are created in the transaction of the first batch,
@@ -21,15 +21,14 @@
 
 use std::collections::HashSet;
 
-use sqlx::{ConnectOptions, Connection, SqliteConnection};
+use sqlx::{Connection, SqliteConnection};
 use tokio::sync::mpsc;
 
-use super::checkpoint::Checkpointer;
 use super::rows::{Item, Reject};
 use super::source::Producer;
 use super::{BATCH_ROWS, ImportError, ImportReport, MAX_STORED_REJECTS};
 use crate::clock::to_db_text;
-use crate::store::{NewCampaign, NewContact, Store, StoredReject};
+use crate::store::{Checkpointer, NewCampaign, NewContact, Store, StoredReject};
 
 /// The campaign an import goes into.
 pub(crate) struct Plan {
@@ -65,19 +64,7 @@ pub(crate) async fn consume(
     if report.dry_run {
         return dry_run(store, plan, rx, producer, report).await;
     }
-    let mut conn = store.pool().connect_options().connect().await?;
-    sqlx::query("PRAGMA synchronous = NORMAL")
-        .execute(&mut conn)
-        .await?;
-    // Four B-trees (the table and three indexes) grow at once; a larger page
-    // cache than the 2 MiB default keeps their upper levels in memory.
-    sqlx::query("PRAGMA cache_size = -24576")
-        .execute(&mut conn)
-        .await?;
-    // The checkpointer copies the log on a thread of its own instead.
-    sqlx::query("PRAGMA wal_autocheckpoint = 0")
-        .execute(&mut conn)
-        .await?;
+    let conn = store.bulk_writer().await?;
     let checkpointer = Checkpointer::start(store).await?;
     let mut w = Writer {
         store,
@@ -115,9 +102,7 @@ pub(crate) async fn consume(
     if !any_valid {
         return Err(nothing_importable(report));
     }
-    sqlx::query("PRAGMA synchronous = FULL")
-        .execute(&mut w.conn)
-        .await?;
+    store.make_durable(&mut w.conn).await?;
     w.flush(&mut report, true).await?;
     let Writer {
         conn, checkpointer, ..

@@ -9,7 +9,7 @@
 
 use std::sync::OnceLock;
 
-use sqlx::{Row, SqliteConnection};
+use sqlx::{ConnectOptions, Row, SqliteConnection};
 
 use super::Store;
 
@@ -97,6 +97,33 @@ fn full_insert_sql() -> &'static str {
 }
 
 impl Store {
+    /// A connection of its own for an import's writer: intermediate batches
+    /// commit with `synchronous = NORMAL` (see [`Store::make_durable`] for
+    /// the last), a larger page cache keeps the upper levels of the table
+    /// and its two indexes in memory, and automatic checkpoints are off: a
+    /// [`Checkpointer`](super::Checkpointer) copies the log on a thread of
+    /// its own instead.
+    pub async fn bulk_writer(&self) -> sqlx::Result<SqliteConnection> {
+        let mut conn = self.pool.connect_options().connect().await?;
+        for pragma in [
+            "PRAGMA synchronous = NORMAL",
+            "PRAGMA cache_size = -24576",
+            "PRAGMA wal_autocheckpoint = 0",
+        ] {
+            sqlx::query(pragma).execute(&mut conn).await?;
+        }
+        Ok(conn)
+    }
+
+    /// Makes the next commit of `conn` (the bulk writer's last) an fsync of
+    /// the log, which also covers every earlier batch's frames.
+    pub async fn make_durable(&self, conn: &mut SqliteConnection) -> sqlx::Result<()> {
+        sqlx::query("PRAGMA synchronous = FULL")
+            .execute(conn)
+            .await
+            .map(|_| ())
+    }
+
     /// The id of campaign `name`, read inside an open transaction.
     pub async fn campaign_id_tx(
         &self,

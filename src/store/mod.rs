@@ -4,6 +4,7 @@
 
 mod attempts;
 mod campaigns;
+mod checkpoint;
 mod contacts;
 mod daemon;
 mod dnc;
@@ -43,6 +44,7 @@ pub(crate) use live_attempt;
 
 pub use attempts::*;
 pub use campaigns::*;
+pub use checkpoint::Checkpointer;
 pub use contacts::*;
 pub use daemon::*;
 pub use dnc::*;

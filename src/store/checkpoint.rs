@@ -20,12 +20,12 @@ use sqlx::{ConnectOptions, Connection};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::store::Store;
+use super::Store;
 
 /// Batches between the writer's waits for the checkpointer to catch up.
-pub(crate) const RESTART_EVERY: u64 = 8;
+pub const RESTART_EVERY: u64 = 8;
 
-pub(crate) struct Checkpointer {
+pub struct Checkpointer {
     committed: watch::Sender<u64>,
     done: watch::Receiver<u64>,
     task: JoinHandle<()>,
@@ -33,7 +33,7 @@ pub(crate) struct Checkpointer {
 
 impl Checkpointer {
     /// Opens the checkpointing connection.
-    pub(crate) async fn start(store: &Store) -> sqlx::Result<Self> {
+    pub async fn start(store: &Store) -> sqlx::Result<Self> {
         let mut conn = store.pool().connect_options().connect().await?;
         let (committed, mut rounds) = watch::channel(0u64);
         let (done_tx, done) = watch::channel(0u64);
@@ -61,20 +61,20 @@ impl Checkpointer {
     }
 
     /// Batch `n` (counted from 1) is committed: copy it.
-    pub(crate) fn committed(&self, n: u64) {
+    pub fn committed(&self, n: u64) {
         let _ = self.committed.send(n);
     }
 
     /// Before batch `n + 1` begins: every [`RESTART_EVERY`] batches, waits
     /// until the checkpoint that began after batch `n` committed is over.
-    pub(crate) async fn pace(&mut self, n: u64) {
+    pub async fn pace(&mut self, n: u64) {
         if n > 0 && n.is_multiple_of(RESTART_EVERY) {
             let _ = self.done.wait_for(|d| *d >= n).await;
         }
     }
 
     /// Waits for the last checkpoint and closes the connection.
-    pub(crate) async fn finish(self) {
+    pub async fn finish(self) {
         drop(self.committed);
         let _ = self.task.await;
     }
