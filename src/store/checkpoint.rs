@@ -14,7 +14,7 @@
 //! committed when it began; the log restarts from its beginning only when a
 //! write transaction starts with every frame copied. So that the log does not
 //! grow with the file, the writer waits for the checkpoint of its last batch
-//! every [`RESTART_EVERY`] batches (one batch's copy, a few milliseconds).
+//! every `RESTART_EVERY` batches (one batch's copy, a few milliseconds).
 
 use sqlx::{ConnectOptions, Connection};
 use tokio::sync::watch;
@@ -65,7 +65,7 @@ impl Checkpointer {
         let _ = self.committed.send(n);
     }
 
-    /// Before batch `n + 1` begins: every [`RESTART_EVERY`] batches, waits
+    /// Before batch `n + 1` begins: every `RESTART_EVERY` batches, waits
     /// until the checkpoint that began after batch `n` committed is over.
     pub async fn pace(&mut self, n: u64) {
         if n > 0 && n.is_multiple_of(RESTART_EVERY) {
