@@ -29,10 +29,7 @@ fn zone_name(number: &PhoneNumber) -> Option<&'static str> {
     // A US or Canadian area code decides alone (the Caribbean and Pacific
     // +1 territories have area codes of their own, not in these tables), so
     // the common case needs no look at the numbering plan.
-    if e164.starts_with("+1")
-        && e164.len() == 12
-        && let Some(code) = e164.get(2..5).and_then(|c| c.parse::<u16>().ok())
-    {
+    if let Some(code) = area_code(e164) {
         if split_zones(code).is_some() {
             return None;
         }
@@ -47,9 +44,17 @@ fn zone_name(number: &PhoneNumber) -> Option<&'static str> {
     }
 }
 
+/// The area code of a +1 number with ten national digits.
+fn area_code(e164: &str) -> Option<u16> {
+    if e164.len() != 12 {
+        return None;
+    }
+    e164.strip_prefix("+1")?.get(..3)?.parse().ok()
+}
+
 /// The zone of a US or Canadian number's area code.
 fn nanp_zone(e164: &str) -> Option<&'static str> {
-    let code: u16 = e164.strip_prefix("+1")?.get(..3)?.parse().ok()?;
+    let code = area_code(e164)?;
     if split_zones(code).is_some() {
         return None;
     }
@@ -262,15 +267,7 @@ fn split_zones(code: u16) -> Option<&'static [&'static str]> {
 /// `None` for these, a caller keeps its calling window open only when it is
 /// open in all of them.
 pub fn possible_zones(number: &PhoneNumber) -> Vec<Tz> {
-    let e164 = number.as_str();
-    if !e164.starts_with("+1") || e164.len() != 12 {
-        return Vec::new();
-    }
-    match e164
-        .get(2..5)
-        .and_then(|c| c.parse::<u16>().ok())
-        .and_then(split_zones)
-    {
+    match area_code(number.as_str()).and_then(split_zones) {
         Some(names) => names.iter().filter_map(|n| n.parse().ok()).collect(),
         None => Vec::new(),
     }
