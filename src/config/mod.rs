@@ -5,6 +5,7 @@
 //! `provider.api_key_file` or `$CREDENTIALS_DIRECTORY/api_key`, never from the
 //! configuration file itself.
 
+mod compliance;
 mod raw;
 
 use std::collections::HashMap;
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono_tz::Tz;
+pub use compliance::{Compliance, RegionRule};
 pub use raw::*;
 
 use crate::calendar::{Schedule, Window, parse_tz};
@@ -89,6 +91,8 @@ pub struct Settings {
     pub campaign_defaults: CampaignDefaults,
     pub inbox_dir: Option<PathBuf>,
     pub metrics_listen: Option<SocketAddr>,
+    /// Quiet hours and region rules, on top of every campaign's window.
+    pub compliance: Compliance,
 }
 
 impl Settings {
@@ -168,6 +172,7 @@ impl Settings {
         tracing_subscriber::EnvFilter::try_new(&raw.log.level)
             .map_err(|e| invalid("log.level", format!("{:?}: {e}", raw.log.level)))?;
         let (api_key, key_source) = resolve_api_key(&raw, env)?;
+        let compliance = Compliance::from_raw(&raw.compliance)?;
         Ok(Self {
             database_path: PathBuf::from(&raw.database.path),
             base_url,
@@ -177,6 +182,7 @@ impl Settings {
             campaign_defaults,
             inbox_dir: raw.inbox.dir.as_ref().map(PathBuf::from),
             metrics_listen,
+            compliance,
             file,
             raw,
         })

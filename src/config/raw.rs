@@ -2,6 +2,8 @@
 //! default. Unknown keys are refused so a typo never silently falls back to a
 //! default. [`super::Settings`] is the validated, typed form.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// The whole file.
@@ -17,6 +19,7 @@ pub struct RawConfig {
     pub log: RawLog,
     pub metrics: RawMetrics,
     pub daemon: RawDaemon,
+    pub compliance: RawCompliance,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -197,4 +200,43 @@ impl Default for RawDaemon {
             campaign_refresh_secs: 2.0,
         }
     }
+}
+
+/// `[compliance]`: rules that hold whatever a campaign says.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawCompliance {
+    /// Callee-local `HH:MM-HH:MM` outside which nobody is called, or `off`.
+    pub quiet_hours: String,
+    /// Rules per state or province (`"US-FL"`), merged over the shipped ones.
+    pub regions: BTreeMap<String, RawRegionRule>,
+}
+
+impl Default for RawCompliance {
+    fn default() -> Self {
+        // Fla. Stat. §501.616(6) and 15 O.S. §775C.4: 8 a.m. to 8 p.m. and
+        // three calls per 24 hours on the same subject.
+        let statute = || RawRegionRule {
+            window: Some("08:00-20:00".into()),
+            max_calls_per_day: Some(3),
+        };
+        Self {
+            quiet_hours: "08:00-21:00".into(),
+            regions: [("US-FL".to_string(), statute()), ("US-OK".to_string(), statute())]
+                .into_iter()
+                .collect(),
+        }
+    }
+}
+
+/// `[compliance.regions."US-FL"]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawRegionRule {
+    /// Callee-local calling hours, `HH:MM-HH:MM`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
+    /// Calls placed to one number in any 24 hours, all campaigns together (0: no limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_calls_per_day: Option<u32>,
 }

@@ -84,7 +84,7 @@ impl Engine {
             let round = self
                 .store
                 .claim_due(c.id, now, (permits.len() as i64).max(read), |d| {
-                    let decision = policy::decide(d, &rules, agent, now);
+                    let decision = policy::decide(d, &rules, &cfg.compliance, agent, now);
                     if matches!(decision, ClaimDecision::Dial { .. }) {
                         if dial_slots == 0 {
                             return None;

@@ -25,7 +25,7 @@ pub use dispatcher::SweepReport;
 pub use reconciler::ReconcileReport;
 
 use crate::clock::SharedClock;
-use crate::config::{CampaignDefaults, Settings};
+use crate::config::{CampaignDefaults, Compliance, Settings};
 use crate::provider::Client;
 use crate::store::Store;
 use retry::RetryGate;
@@ -50,6 +50,8 @@ pub struct EngineConfig {
     /// and still belong to the attempt (the API gives no zone, clocks differ).
     pub log_time_skew: Duration,
     pub defaults: CampaignDefaults,
+    /// Quiet hours and region rules, applied to every call of every campaign.
+    pub compliance: Compliance,
 }
 
 impl EngineConfig {
@@ -71,6 +73,7 @@ impl EngineConfig {
             outcome_timeout: Duration::from_secs(r.outcome_timeout_secs),
             log_time_skew: Duration::from_secs(r.log_time_skew_secs),
             defaults: s.campaign_defaults.clone(),
+            compliance: s.compliance.clone(),
         }
     }
 

@@ -1,45 +1,181 @@
 //! The calling policy, checked at claim time right before a request, and the
 //! outcome policy that decides what happens to a contact after a call. Pure
-//! functions: the caller passes the time in.
+//! functions: the caller passes the time and the compliance rules in.
+//!
+//! Calling hours are several rules at once, each callee-local and each open
+//! in every candidate zone of the contact: the campaign's window, the
+//! quiet-hours floor (`compliance.quiet_hours`) and the window of the
+//! callee's state or province (`compliance.regions`). [`check_hours`] says
+//! which one closed, in which zone, so callers can record and explain it.
+
+use std::fmt;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+use crate::calendar::Window;
+use crate::config::Compliance;
 use crate::domain::{CampaignStatus, ContactState, Outcome};
-use crate::phone::{
-    PhoneNumber,
-    zones::{possible_zones, zone_for_number},
-};
+use crate::phone::regions::{RegionCode, region_of};
+use crate::phone::zones::{Candidates, candidate_zones};
 use crate::store::{CampaignRules, ClaimDecision, ContactNext, DueContact};
 
-/// The zones a contact's calling window must be open in: its own `timezone`
-/// column, else the zone its number determines, else every zone its area
-/// code spans when it straddles a zone line, else the campaign's.
+/// The zones a contact's calling hours must be open in, and their source:
+/// its `timezone` column, else what the zone map says of its number, else
+/// its country's zones, else the campaign's zone.
 pub fn contact_zones(
     contact_tz: Option<&str>,
     number: &str,
     campaign_tz: Tz,
-) -> Result<Vec<Tz>, String> {
-    if let Some(name) = contact_tz.map(str::trim).filter(|s| !s.is_empty()) {
-        return crate::calendar::parse_tz(name).map(|tz| vec![tz]);
-    }
-    let number = PhoneNumber::from_e164_unchecked(number.to_string());
-    if let Some(tz) = zone_for_number(&number) {
-        return Ok(vec![tz]);
-    }
-    // An area code that straddles a zone line: every zone it may be in,
-    // never the campaign's (for Alaska or Florida's panhandle, hours off).
-    let possible = possible_zones(&number);
-    if !possible.is_empty() {
-        return Ok(possible);
-    }
-    Ok(vec![campaign_tz])
+) -> Result<Candidates, String> {
+    candidate_zones(contact_tz, number, campaign_tz)
 }
 
-/// Decides what to do with one due contact at `now`.
+/// A rule that sets callee-local calling hours.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "rule", content = "region")]
+pub enum HoursRule {
+    /// The campaign's own window.
+    CampaignWindow,
+    /// `compliance.quiet_hours`.
+    QuietHours,
+    /// `compliance.regions."US-FL"`'s window.
+    Region(RegionCode),
+}
+
+impl HoursRule {
+    /// A stable lowercase name (`campaign_window`, `quiet_hours`, `region`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            HoursRule::CampaignWindow => "campaign_window",
+            HoursRule::QuietHours => "quiet_hours",
+            HoursRule::Region(_) => "region",
+        }
+    }
+}
+
+impl fmt::Display for HoursRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HoursRule::CampaignWindow => f.write_str("the campaign window"),
+            HoursRule::QuietHours => f.write_str("quiet hours"),
+            HoursRule::Region(r) => write!(f, "the {r} rule"),
+        }
+    }
+}
+
+/// Every calling-hours rule that applies to `number` in a campaign with
+/// `window`: the campaign's, the quiet-hours floor, and the window of each
+/// region its area code lies in.
+pub fn hours_rules(window: Window, compliance: &Compliance, number: &str) -> Vec<(HoursRule, Window)> {
+    let mut out = vec![(HoursRule::CampaignWindow, window)];
+    if let Some(q) = compliance.quiet_hours {
+        out.push((HoursRule::QuietHours, q));
+    }
+    for region in region_of(number) {
+        if let Some(w) = compliance.regions.get(region).and_then(|r| r.window) {
+            out.push((HoursRule::Region(region.clone()), w));
+        }
+    }
+    out
+}
+
+/// Which rule keeps a contact from being called now, and where.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Closed {
+    /// The first rule (in [`hours_rules`] order) closed in some candidate zone.
+    pub rule: HoursRule,
+    /// Its window.
+    #[serde(serialize_with = "ser_display")]
+    pub window: Window,
+    /// The first candidate zone it is closed in.
+    #[serde(serialize_with = "ser_display")]
+    pub zone: Tz,
+    /// When every rule is next open in every zone at once; `None`: not
+    /// within three days (the zones' spread exceeds what the rules leave).
+    pub next_open: Option<DateTime<Utc>>,
+}
+
+fn ser_display<T: fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+/// The first rule closed at `at` in some zone of `zones`, with that zone.
+pub fn first_closed(rules: &[(HoursRule, Window)], zones: &[Tz], at: DateTime<Utc>) -> Option<(usize, Tz)> {
+    rules.iter().enumerate().find_map(|(i, (_, w))| {
+        zones.iter().find(|z| !w.is_open(at, **z)).map(|z| (i, *z))
+    })
+}
+
+/// The earliest instant at or after `at` when every rule is open in every
+/// zone; `None` when that does not happen within three days. Jumps to the
+/// first instant a closed (rule, zone) pair opens, so no instant open in all
+/// is ever jumped over.
+pub fn next_open_all(rules: &[(HoursRule, Window)], zones: &[Tz], at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let limit = at + chrono::Duration::days(3);
+    let mut t = at;
+    while t <= limit {
+        let Some((i, zone)) = first_closed(rules, zones, t) else {
+            return Some(t);
+        };
+        let next = rules[i].1.next_open(t, zone);
+        if next <= t {
+            return None;
+        }
+        t = next;
+    }
+    None
+}
+
+/// Whether every calling-hours rule is open now in every candidate zone:
+/// `Ok`, or the rule that closes it, where, and when all next open.
+pub fn check_hours(rules: &[(HoursRule, Window)], zones: &[Tz], now: DateTime<Utc>) -> Result<(), Closed> {
+    let Some((i, zone)) = first_closed(rules, zones, now) else {
+        return Ok(());
+    };
+    Err(Closed {
+        rule: rules[i].0.clone(),
+        window: rules[i].1,
+        zone,
+        next_open: next_open_all(rules, zones, now),
+    })
+}
+
+/// The calls one number may receive in any 24 hours: the global cap
+/// (`dispatch.max_calls_per_number_per_day`, 0 = none) or a region's
+/// stricter limit. `None`: no limit at all.
+pub fn daily_limit(region_limit: Option<u32>, global_cap: u32) -> Option<u32> {
+    let global = (global_cap > 0).then_some(global_cap);
+    match (region_limit, global) {
+        (Some(r), Some(g)) => Some(r.min(g)),
+        (r, g) => r.or(g),
+    }
+}
+
+/// The strictest per-number limit of the regions `number`'s area code lies in.
+pub fn region_limit(compliance: &Compliance, number: &str) -> Option<(RegionCode, u32)> {
+    region_of(number)
+        .iter()
+        .filter_map(|r| {
+            let n = compliance.regions.get(r)?.max_calls_per_day?;
+            Some((r.clone(), n))
+        })
+        .min_by_key(|(_, n)| *n)
+}
+
+/// Whether a number that received `calls_last_24h` placed calls may get
+/// another under `limit` (from [`daily_limit`]).
+pub fn under_limit(calls_last_24h: i64, limit: Option<u32>) -> bool {
+    limit.is_none_or(|l| calls_last_24h < i64::from(l))
+}
+
+/// Decides what to do with one due contact at `now`, holding it to the
+/// campaign's window, the quiet hours and its region's window in every
+/// candidate zone.
 pub fn decide(
     c: &DueContact,
     rules: &CampaignRules,
+    compliance: &Compliance,
     campaign_agent: Option<i64>,
     now: DateTime<Utc>,
 ) -> ClaimDecision {
@@ -59,23 +195,35 @@ pub fn decide(
         Ok(zones) => zones,
         Err(reason) => return ClaimDecision::Invalid(reason),
     };
-    if !rules.window.is_open_in_all(now, &zones) {
-        return match rules.window.next_open_in_all(now, &zones) {
-            Some(at) => ClaimDecision::Defer(at),
-            None => ClaimDecision::Invalid(format!(
-                "the calling window {}-{} is never open in all of {} at once (the zones this number's \
-                 area code spans); give the contact a timezone",
-                rules.window.start_text(),
-                rules.window.end_text(),
-                zones
-                    .iter()
-                    .map(|z| z.name())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-        };
+    let hours = hours_rules(rules.window, compliance, &c.phone_number);
+    match check_hours(&hours, zones.zones(), now) {
+        Ok(()) => ClaimDecision::Dial { agent_id },
+        Err(Closed {
+            next_open: Some(at),
+            ..
+        }) => ClaimDecision::Defer(at),
+        Err(Closed { next_open: None, .. }) => ClaimDecision::Invalid(never_open(&hours, &zones)),
     }
-    ClaimDecision::Dial { agent_id }
+}
+
+/// Why a contact can never be called: its rules never open in all its zones at once.
+pub fn never_open(hours: &[(HoursRule, Window)], zones: &Candidates) -> String {
+    let rules = hours
+        .iter()
+        .map(|(r, w)| format!("{r} {w}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "calling hours ({rules}) are never open in all of {} at once (the zones from the {}); \
+         give the contact a timezone",
+        zones.names(),
+        match zones.source {
+            crate::phone::zones::ZoneSource::Column => "timezone column",
+            crate::phone::zones::ZoneSource::Number => "number's prefix",
+            crate::phone::zones::ZoneSource::Country => "number's country",
+            crate::phone::zones::ZoneSource::Campaign => "campaign",
+        }
+    )
 }
 
 /// What becomes of a contact whose attempt (its `attempts`-th placed call)
@@ -146,7 +294,7 @@ mod tests {
         c.on_dnc = true;
         let now = Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap();
         assert!(matches!(
-            decide(&c, &rules("00:00-24:00", "UTC"), Some(1), now),
+            decide(&c, &rules("00:00-24:00", "UTC"), &Compliance::none(), Some(1), now),
             ClaimDecision::Suppress
         ));
     }
@@ -158,11 +306,11 @@ mod tests {
         let r = rules("09:00-20:00", "Asia/Tokyo");
         let ny = contact("+442079460958", Some("America/New_York"), 0);
         assert!(matches!(
-            decide(&ny, &r, Some(7), now),
+            decide(&ny, &r, &Compliance::none(), Some(7), now),
             ClaimDecision::Dial { agent_id: 7 }
         ));
         let tokyo = contact("+442079460958", Some("Asia/Tokyo"), 0);
-        match decide(&tokyo, &r, Some(7), now) {
+        match decide(&tokyo, &r, &Compliance::none(), Some(7), now) {
             // Next 09:00 in Tokyo is 00:00 UTC the next day.
             ClaimDecision::Defer(t) => {
                 assert_eq!(t, Utc.with_ymd_and_hms(2026, 6, 2, 0, 0, 0).unwrap())
@@ -171,44 +319,38 @@ mod tests {
         }
     }
 
-    /// Florida's 850 spans Eastern and Central time: the window must be open
-    /// in both, never judged in the campaign's zone (here UTC, which would
-    /// have called from 05:00 local time).
+    /// Nevada's 775 spans Pacific and Mountain time (the zone map lists
+    /// both): the window must be open in both, never judged in the
+    /// campaign's zone (here UTC, which would have called from 02:00 local).
     #[test]
     fn a_number_whose_area_code_spans_two_zones_is_called_only_when_both_are_open() {
         let r = rules("09:00-20:00", "UTC");
-        let panhandle = contact("+18505550123", None, 0);
-        let at = |h, m| Utc.with_ymd_and_hms(2026, 7, 1, h, m, 0).unwrap();
-        // 13:30 UTC: 09:30 in Tallahassee, 08:30 in Pensacola.
-        match decide(&panhandle, &r, Some(7), at(13, 30)) {
-            ClaimDecision::Defer(t) => assert_eq!(t, at(14, 0), "09:00 in Pensacola"),
+        let nevada = contact("+17755550123", None, 0);
+        let none = Compliance::none();
+        let at = |d, h, m| Utc.with_ymd_and_hms(2026, 7, d, h, m, 0).unwrap();
+        // 15:30 UTC: 09:30 in Boise, 08:30 in Reno.
+        match decide(&nevada, &r, &none, Some(7), at(1, 15, 30)) {
+            ClaimDecision::Defer(t) => assert_eq!(t, at(1, 16, 0), "09:00 in Reno"),
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            decide(&panhandle, &r, Some(7), at(14, 0)),
+            decide(&nevada, &r, &none, Some(7), at(1, 16, 0)),
             ClaimDecision::Dial { agent_id: 7 }
         ));
-        // 23:59 UTC: 19:59 in Tallahassee, still open in both.
+        // 01:59 UTC: 19:59 in Boise, still open in both.
         assert!(matches!(
-            decide(&panhandle, &r, Some(7), at(23, 59)),
+            decide(&nevada, &r, &none, Some(7), at(2, 1, 59)),
             ClaimDecision::Dial { .. }
         ));
-        // 00:00 UTC: 20:00 in Tallahassee: closed until 09:00 in Pensacola.
-        match decide(
-            &panhandle,
-            &r,
-            Some(7),
-            Utc.with_ymd_and_hms(2026, 7, 2, 0, 0, 0).unwrap(),
-        ) {
-            ClaimDecision::Defer(t) => {
-                assert_eq!(t, Utc.with_ymd_and_hms(2026, 7, 2, 14, 0, 0).unwrap())
-            }
+        // 02:00 UTC: 20:00 in Boise: closed until 09:00 in Reno.
+        match decide(&nevada, &r, &none, Some(7), at(2, 2, 0)) {
+            ClaimDecision::Defer(t) => assert_eq!(t, at(2, 16, 0)),
             other => panic!("{other:?}"),
         }
         // Its own timezone column decides alone.
-        let own = contact("+18505550123", Some("America/New_York"), 0);
+        let own = contact("+17755550123", Some("America/Boise"), 0);
         assert!(matches!(
-            decide(&own, &r, Some(7), at(13, 30)),
+            decide(&own, &r, &none, Some(7), at(1, 15, 30)),
             ClaimDecision::Dial { .. }
         ));
     }
@@ -216,15 +358,62 @@ mod tests {
     #[test]
     fn a_window_shorter_than_an_area_codes_zone_spread_makes_the_contact_invalid() {
         let r = rules("09:00-09:30", "UTC");
-        let panhandle = contact("+18505550123", None, 0);
+        let nevada = contact("+17755550123", None, 0);
         let now = Utc.with_ymd_and_hms(2026, 7, 1, 12, 0, 0).unwrap();
-        match decide(&panhandle, &r, Some(7), now) {
+        match decide(&nevada, &r, &Compliance::none(), Some(7), now) {
             ClaimDecision::Invalid(why) => {
                 assert!(why.contains("never open in all of"), "{why}");
-                assert!(why.contains("America/Chicago"), "{why}");
+                assert!(why.contains("America/Boise, America/Los_Angeles"), "{why}");
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Quiet hours hold on an all-day campaign, and a Florida number is held
+    /// to Florida's 08:00-20:00; the verdict names the rule and the zone.
+    #[test]
+    fn quiet_hours_and_the_florida_window_close_an_all_day_campaign() {
+        let r = rules("00:00-24:00", "UTC");
+        let shipped = Compliance::default();
+        let at = |h, m| Utc.with_ymd_and_hms(2026, 1, 15, h, m, 0).unwrap();
+        // London, 03:00 local: the quiet-hours floor defers to 08:00.
+        let london = contact("+442079460958", None, 0);
+        match decide(&london, &r, &shipped, Some(7), at(3, 0)) {
+            ClaimDecision::Defer(t) => assert_eq!(t, at(8, 0)),
+            other => panic!("{other:?}"),
+        }
+        let hours = hours_rules(r.window, &shipped, "+442079460958");
+        let closed = check_hours(&hours, &[chrono_tz::Europe::London], at(3, 0)).unwrap_err();
+        assert_eq!(closed.rule, HoursRule::QuietHours);
+        // Miami (EST, UTC-5), 20:30 local: quiet hours allow it, Florida does not.
+        let miami = "+13055550123";
+        let hours = hours_rules(r.window, &shipped, miami);
+        let zones = contact_zones(None, miami, chrono_tz::UTC).unwrap();
+        assert_eq!(zones.zones(), [chrono_tz::America::New_York]);
+        let closed = check_hours(&hours, zones.zones(), at(1, 30)).unwrap_err();
+        assert_eq!(closed.rule, HoursRule::Region("US-FL".parse().unwrap()));
+        assert_eq!(closed.zone, chrono_tz::America::New_York);
+        assert_eq!(closed.next_open, Some(at(13, 0)), "08:00 in Miami");
+        assert!(check_hours(&hours, zones.zones(), at(13, 0)).is_ok());
+        assert!(check_hours(&hours, zones.zones(), at(0, 59)).is_ok(), "19:59");
+    }
+
+    #[test]
+    fn the_daily_limit_is_the_stricter_of_region_and_global_cap() {
+        let fl = Compliance::default();
+        let (region, n) = region_limit(&fl, "+13055550123").unwrap();
+        assert_eq!((region.as_str(), n), ("US-FL", 3));
+        assert_eq!(region_limit(&fl, "+12125550123"), None);
+        assert_eq!(daily_limit(Some(3), 5), Some(3));
+        assert_eq!(daily_limit(Some(3), 2), Some(2));
+        assert_eq!(daily_limit(None, 5), Some(5));
+        assert_eq!(daily_limit(Some(3), 0), Some(3));
+        assert_eq!(daily_limit(None, 0), None);
+        // A fourth call in 24 h to a Florida number is refused.
+        let limit = daily_limit(Some(n), 10);
+        assert!(under_limit(2, limit));
+        assert!(!under_limit(3, limit));
+        assert!(under_limit(1000, None));
     }
 
     #[test]
@@ -232,17 +421,18 @@ mod tests {
         let now = Utc.with_ymd_and_hms(2026, 6, 1, 13, 0, 0).unwrap();
         let r = rules("00:00-24:00", "UTC");
         assert!(matches!(
-            decide(&contact("+442079460958", None, 3), &r, Some(1), now),
+            decide(&contact("+442079460958", None, 3), &r, &Compliance::none(), Some(1), now),
             ClaimDecision::Exhaust
         ));
         assert!(matches!(
-            decide(&contact("+442079460958", None, 0), &r, None, now),
+            decide(&contact("+442079460958", None, 0), &r, &Compliance::none(), None, now),
             ClaimDecision::Invalid(_)
         ));
         assert!(matches!(
             decide(
                 &contact("+442079460958", Some("Nowhere/Land"), 0),
                 &r,
+                &Compliance::none(),
                 Some(1),
                 now
             ),

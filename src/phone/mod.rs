@@ -1,11 +1,14 @@
 //! Phone numbers parsed at the edge into E.164 ([`PhoneNumber`]), so nothing
-//! downstream handles raw strings; and the time zone a number implies.
+//! downstream handles raw strings; the time zones a number implies
+//! ([`zones`]) and the state or province its area code lies in ([`regions`]).
 
 use std::fmt;
 
 use phonenumber::country::Id;
 
 pub mod fast;
+pub mod geo;
+pub mod regions;
 pub mod zones;
 
 /// A valid phone number in E.164 form (`+14155552671`).

@@ -1,376 +1,377 @@
-//! The time zone a phone number implies, for calling windows when a contact
-//! has no `timezone` of its own: the zone of a country that has exactly one,
-//! or the zone of a North American area code that lies wholly in one.
+//! The time zones a contact may be in: its own `timezone` column, else what
+//! libphonenumber's zone map (`data/timezones.txt`, embedded) says of its
+//! number, else every zone the map lists for its country, and only for a
+//! country the map does not know, the campaign's zone. A calling window must
+//! be open in all of them at once: a dialer that phones people must not guess
+//! which one they are in.
 //!
-//! A wrong zone means calling someone in the middle of the night, so these
-//! tables prefer `None` (the caller falls back to the campaign's zone) to a
-//! guess. Area codes that straddle a zone line, overlays of such codes,
-//! non-geographic codes and codes not listed here all give `None`. Countries
-//! are left out when part of their territory keeps another clock (Spain's
-//! Canaries, Portugal's Azores, Ukraine's Crimea, China's Xinjiang, ...).
+//! The map is read once into a digit trie, so a lookup walks at most nine
+//! nodes and allocates nothing.
+
+use std::fmt;
+use std::sync::OnceLock;
 
 use chrono_tz::Tz;
-use phonenumber::country::Id;
 
-use super::PhoneNumber;
+use super::geo::{self, Place};
 
-/// The zone a number determines: its country's, when the country has a single
-/// zone, or its North American area code's. `None` when it is ambiguous.
-pub fn zone_for_number(number: &PhoneNumber) -> Option<Tz> {
-    zone_name(number)?.parse().ok()
+/// libphonenumber's `timezones/map_data.txt` (Apache-2.0; see NOTICE).
+const MAP_DATA: &str = include_str!("../../data/timezones.txt");
+
+/// Where a contact's candidate zones came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ZoneSource {
+    /// The contact's own `timezone` column.
+    Column,
+    /// The zone map's entry for a prefix of the number longer than its country code.
+    Number,
+    /// Every zone the map lists for the number's country code (a mobile or
+    /// other non-geographic number, or a prefix the map does not know).
+    Country,
+    /// The campaign's zone: the map does not know the country at all.
+    Campaign,
 }
 
-/// The IANA name of the zone `number` determines.
-fn zone_name(number: &PhoneNumber) -> Option<&'static str> {
-    let e164 = number.as_str();
-    if let Some((_, zone)) = PREFIXES.iter().find(|(p, _)| e164.starts_with(p)) {
-        return Some(zone);
-    }
-    // A US or Canadian area code decides alone (the Caribbean and Pacific
-    // +1 territories have area codes of their own, not in these tables), so
-    // the common case needs no look at the numbering plan.
-    if let Some(code) = area_code(e164) {
-        if split_zones(code).is_some() {
-            return None;
+impl ZoneSource {
+    /// Every source, in the order reports list them.
+    pub const ALL: [ZoneSource; 4] = [
+        ZoneSource::Column,
+        ZoneSource::Number,
+        ZoneSource::Country,
+        ZoneSource::Campaign,
+    ];
+
+    /// The lowercase name (`column`, `number`, `country`, `campaign`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ZoneSource::Column => "column",
+            ZoneSource::Number => "number",
+            ZoneSource::Country => "country",
+            ZoneSource::Campaign => "campaign",
         }
-        if let Some(zone) = nanp_zone(e164) {
-            return Some(zone);
+    }
+}
+
+impl fmt::Display for ZoneSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A contact's candidate zones and where they came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidates {
+    zones: Zones,
+    /// Where they came from.
+    pub source: ZoneSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Zones {
+    One(Tz),
+    Map(&'static [Tz]),
+}
+
+impl Candidates {
+    /// The zones, at least one.
+    pub fn zones(&self) -> &[Tz] {
+        match &self.zones {
+            Zones::One(tz) => std::slice::from_ref(tz),
+            Zones::Map(zones) => zones,
         }
     }
-    match number.region()? {
-        // The +1 Caribbean and Pacific territories have region ids of their own.
-        Id::US | Id::CA => nanp_zone(e164),
-        region => lookup(COUNTRIES, region.as_ref()),
+
+    /// The zone names joined by ", ".
+    pub fn names(&self) -> String {
+        self.zones()
+            .iter()
+            .map(|z| z.name())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
-/// The area code of a +1 number with ten national digits.
-fn area_code(e164: &str) -> Option<u16> {
-    if e164.len() != 12 {
-        return None;
+/// The candidate zones of a contact with `timezone` (its column, when set)
+/// and E.164 number `e164`, in a campaign kept in `campaign_tz`. `Err` names
+/// why the column's value cannot be used.
+pub fn candidate_zones(
+    timezone: Option<&str>,
+    e164: &str,
+    campaign_tz: Tz,
+) -> Result<Candidates, String> {
+    if let Some(name) = timezone.map(str::trim).filter(|s| !s.is_empty()) {
+        return Ok(Candidates {
+            zones: Zones::One(parse_contact_tz(name)?),
+            source: ZoneSource::Column,
+        });
     }
-    e164.strip_prefix("+1")?.get(..3)?.parse().ok()
+    Ok(match number_zones(e164) {
+        Some((zones, source)) => Candidates {
+            zones: Zones::Map(zones),
+            source,
+        },
+        None => Candidates {
+            zones: Zones::One(campaign_tz),
+            source: ZoneSource::Campaign,
+        },
+    })
 }
 
-/// The zone of a US or Canadian number's area code.
-fn nanp_zone(e164: &str) -> Option<&'static str> {
-    let code = area_code(e164)?;
-    if split_zones(code).is_some() {
-        return None;
+/// The source a contact's zones would come from, without building them
+/// (what `import` counts).
+pub fn zone_source(has_timezone: bool, e164: &str) -> ZoneSource {
+    if has_timezone {
+        return ZoneSource::Column;
     }
-    NANP.iter()
-        .find(|(_, codes)| codes.binary_search(&code).is_ok())
-        .map(|(zone, _)| *zone)
+    number_zones(e164).map_or(ZoneSource::Campaign, |(_, s)| s)
 }
 
-/// The value of `key` in a table sorted by key.
-fn lookup(table: &[(&str, &'static str)], key: &str) -> Option<&'static str> {
-    let i = table.binary_search_by(|(k, _)| (*k).cmp(key)).ok()?;
-    Some(table[i].1)
-}
-
-/// E.164 prefixes whose zone differs from the rest of their country's.
-const PREFIXES: &[(&str, &str)] = &[
-    // Chatham Islands landlines (03 305 ....), 45 minutes ahead of the mainland.
-    ("+643305", "Pacific/Chatham"),
-];
-
-/// Countries (by `phonenumber` region id) that keep one clock everywhere,
-/// sorted by id. From the tz database's `zone.tab` (countries with one zone),
-/// plus those whose several zones have kept the same offset for years (AR, CY,
-/// DE, MH, MY, UZ) and regions the tz database does not list (AC, TA, XK).
-#[rustfmt::skip]
-const COUNTRIES: &[(&str, &str)] = &[
-    ("AC", "Atlantic/St_Helena"), ("AD", "Europe/Andorra"), ("AE", "Asia/Dubai"),
-    ("AF", "Asia/Kabul"), ("AG", "America/Antigua"), ("AI", "America/Anguilla"),
-    ("AL", "Europe/Tirane"), ("AM", "Asia/Yerevan"), ("AO", "Africa/Luanda"),
-    ("AR", "America/Argentina/Buenos_Aires"), ("AS", "Pacific/Pago_Pago"), ("AT", "Europe/Vienna"),
-    ("AW", "America/Aruba"), ("AX", "Europe/Mariehamn"), ("AZ", "Asia/Baku"),
-    ("BA", "Europe/Sarajevo"), ("BB", "America/Barbados"), ("BD", "Asia/Dhaka"),
-    ("BE", "Europe/Brussels"), ("BF", "Africa/Ouagadougou"), ("BG", "Europe/Sofia"),
-    ("BH", "Asia/Bahrain"), ("BI", "Africa/Bujumbura"), ("BJ", "Africa/Porto-Novo"),
-    ("BL", "America/St_Barthelemy"), ("BM", "Atlantic/Bermuda"), ("BN", "Asia/Brunei"),
-    ("BO", "America/La_Paz"), ("BQ", "America/Kralendijk"), ("BS", "America/Nassau"),
-    ("BT", "Asia/Thimphu"), ("BW", "Africa/Gaborone"), ("BY", "Europe/Minsk"),
-    ("BZ", "America/Belize"), ("CC", "Indian/Cocos"), ("CF", "Africa/Bangui"),
-    ("CG", "Africa/Brazzaville"), ("CH", "Europe/Zurich"), ("CI", "Africa/Abidjan"),
-    ("CK", "Pacific/Rarotonga"), ("CM", "Africa/Douala"), ("CO", "America/Bogota"),
-    ("CR", "America/Costa_Rica"), ("CU", "America/Havana"), ("CV", "Atlantic/Cape_Verde"),
-    ("CW", "America/Curacao"), ("CX", "Indian/Christmas"), ("CY", "Asia/Nicosia"),
-    ("CZ", "Europe/Prague"), ("DE", "Europe/Berlin"), ("DJ", "Africa/Djibouti"),
-    ("DK", "Europe/Copenhagen"), ("DM", "America/Dominica"), ("DO", "America/Santo_Domingo"),
-    ("DZ", "Africa/Algiers"), ("EE", "Europe/Tallinn"), ("EG", "Africa/Cairo"),
-    ("EH", "Africa/El_Aaiun"), ("ER", "Africa/Asmara"), ("ET", "Africa/Addis_Ababa"),
-    ("FI", "Europe/Helsinki"), ("FJ", "Pacific/Fiji"), ("FK", "Atlantic/Stanley"),
-    ("FO", "Atlantic/Faroe"), ("FR", "Europe/Paris"), ("GA", "Africa/Libreville"),
-    ("GB", "Europe/London"), ("GD", "America/Grenada"), ("GE", "Asia/Tbilisi"),
-    ("GF", "America/Cayenne"), ("GG", "Europe/Guernsey"), ("GH", "Africa/Accra"),
-    ("GI", "Europe/Gibraltar"), ("GM", "Africa/Banjul"), ("GN", "Africa/Conakry"),
-    ("GP", "America/Guadeloupe"), ("GQ", "Africa/Malabo"), ("GR", "Europe/Athens"),
-    ("GT", "America/Guatemala"), ("GU", "Pacific/Guam"), ("GW", "Africa/Bissau"),
-    ("GY", "America/Guyana"), ("HK", "Asia/Hong_Kong"), ("HN", "America/Tegucigalpa"),
-    ("HR", "Europe/Zagreb"), ("HT", "America/Port-au-Prince"), ("HU", "Europe/Budapest"),
-    ("IE", "Europe/Dublin"), ("IL", "Asia/Jerusalem"), ("IM", "Europe/Isle_of_Man"),
-    ("IN", "Asia/Kolkata"), ("IO", "Indian/Chagos"), ("IQ", "Asia/Baghdad"),
-    ("IR", "Asia/Tehran"), ("IS", "Atlantic/Reykjavik"), ("IT", "Europe/Rome"),
-    ("JE", "Europe/Jersey"), ("JM", "America/Jamaica"), ("JO", "Asia/Amman"),
-    ("JP", "Asia/Tokyo"), ("KE", "Africa/Nairobi"), ("KG", "Asia/Bishkek"),
-    ("KH", "Asia/Phnom_Penh"), ("KM", "Indian/Comoro"), ("KN", "America/St_Kitts"),
-    ("KP", "Asia/Pyongyang"), ("KR", "Asia/Seoul"), ("KW", "Asia/Kuwait"),
-    ("KY", "America/Cayman"), ("LA", "Asia/Vientiane"), ("LB", "Asia/Beirut"),
-    ("LC", "America/St_Lucia"), ("LI", "Europe/Vaduz"), ("LK", "Asia/Colombo"),
-    ("LR", "Africa/Monrovia"), ("LS", "Africa/Maseru"), ("LT", "Europe/Vilnius"),
-    ("LU", "Europe/Luxembourg"), ("LV", "Europe/Riga"), ("LY", "Africa/Tripoli"),
-    ("MA", "Africa/Casablanca"), ("MC", "Europe/Monaco"), ("MD", "Europe/Chisinau"),
-    ("ME", "Europe/Podgorica"), ("MF", "America/Marigot"), ("MG", "Indian/Antananarivo"),
-    ("MH", "Pacific/Majuro"), ("MK", "Europe/Skopje"), ("ML", "Africa/Bamako"),
-    ("MM", "Asia/Yangon"), ("MO", "Asia/Macau"), ("MP", "Pacific/Saipan"),
-    ("MQ", "America/Martinique"), ("MR", "Africa/Nouakchott"), ("MS", "America/Montserrat"),
-    ("MT", "Europe/Malta"), ("MU", "Indian/Mauritius"), ("MV", "Indian/Maldives"),
-    ("MW", "Africa/Blantyre"), ("MY", "Asia/Kuala_Lumpur"), ("MZ", "Africa/Maputo"),
-    ("NA", "Africa/Windhoek"), ("NC", "Pacific/Noumea"), ("NE", "Africa/Niamey"),
-    ("NF", "Pacific/Norfolk"), ("NG", "Africa/Lagos"), ("NI", "America/Managua"),
-    ("NL", "Europe/Amsterdam"), ("NO", "Europe/Oslo"), ("NP", "Asia/Kathmandu"),
-    ("NR", "Pacific/Nauru"), ("NU", "Pacific/Niue"), ("NZ", "Pacific/Auckland"),
-    ("OM", "Asia/Muscat"), ("PA", "America/Panama"), ("PE", "America/Lima"),
-    ("PH", "Asia/Manila"), ("PK", "Asia/Karachi"), ("PL", "Europe/Warsaw"),
-    ("PM", "America/Miquelon"), ("PR", "America/Puerto_Rico"), ("PW", "Pacific/Palau"),
-    ("PY", "America/Asuncion"), ("QA", "Asia/Qatar"), ("RE", "Indian/Reunion"),
-    ("RO", "Europe/Bucharest"), ("RS", "Europe/Belgrade"), ("RW", "Africa/Kigali"),
-    ("SA", "Asia/Riyadh"), ("SB", "Pacific/Guadalcanal"), ("SC", "Indian/Mahe"),
-    ("SD", "Africa/Khartoum"), ("SE", "Europe/Stockholm"), ("SG", "Asia/Singapore"),
-    ("SH", "Atlantic/St_Helena"), ("SI", "Europe/Ljubljana"), ("SJ", "Arctic/Longyearbyen"),
-    ("SK", "Europe/Bratislava"), ("SL", "Africa/Freetown"), ("SM", "Europe/San_Marino"),
-    ("SN", "Africa/Dakar"), ("SO", "Africa/Mogadishu"), ("SR", "America/Paramaribo"),
-    ("SS", "Africa/Juba"), ("ST", "Africa/Sao_Tome"), ("SV", "America/El_Salvador"),
-    ("SX", "America/Lower_Princes"), ("SY", "Asia/Damascus"), ("SZ", "Africa/Mbabane"),
-    ("TA", "Atlantic/St_Helena"), ("TC", "America/Grand_Turk"), ("TD", "Africa/Ndjamena"),
-    ("TG", "Africa/Lome"), ("TH", "Asia/Bangkok"), ("TJ", "Asia/Dushanbe"),
-    ("TK", "Pacific/Fakaofo"), ("TL", "Asia/Dili"), ("TM", "Asia/Ashgabat"),
-    ("TN", "Africa/Tunis"), ("TO", "Pacific/Tongatapu"), ("TR", "Europe/Istanbul"),
-    ("TT", "America/Port_of_Spain"), ("TV", "Pacific/Funafuti"), ("TW", "Asia/Taipei"),
-    ("TZ", "Africa/Dar_es_Salaam"), ("UG", "Africa/Kampala"), ("UY", "America/Montevideo"),
-    ("UZ", "Asia/Tashkent"), ("VA", "Europe/Vatican"), ("VC", "America/St_Vincent"),
-    ("VE", "America/Caracas"), ("VG", "America/Tortola"), ("VI", "America/St_Thomas"),
-    ("VN", "Asia/Ho_Chi_Minh"), ("VU", "Pacific/Efate"), ("WF", "Pacific/Wallis"),
-    ("WS", "Pacific/Apia"), ("XK", "Europe/Belgrade"), ("YE", "Asia/Aden"),
-    ("YT", "Indian/Mayotte"), ("ZA", "Africa/Johannesburg"), ("ZM", "Africa/Lusaka"),
-    ("ZW", "Africa/Harare"),
-];
-
-/// US and Canadian geographic area codes lying wholly in one zone, one sorted
-/// list per zone. Overlays share their parent's zone. A code missing here
-/// gives `None`: see [`SPLIT`] for the ones left out on purpose.
-#[rustfmt::skip]
-const NANP: &[(&str, &[u16])] = &[
-    // US Eastern: CT DC DE FL (not the panhandle) GA IN (parts) KY (parts) MA
-    // MD ME MI (not the UP) NC NH NJ NY OH PA RI SC TN (Knoxville) VA VT WV.
-    ("America/New_York", &[
-        201, 202, 203, 207, 212, 215, 216, 220, 223, 227, 229, 231, 234, 239, 240, 248, 252,
-        260, 267, 269, 272, 276, 283, 301, 302, 304, 305, 313, 315, 317, 321, 326, 330, 332,
-        336, 339,
-        347, 351, 352, 363, 380, 386, 401, 404, 407, 410, 412, 413, 419, 434, 440, 443, 445,
-        463, 470, 475, 478, 484, 502, 508, 513, 516, 517, 518, 540, 551, 561, 567, 570, 571,
-        585, 586, 603, 607, 609, 610, 614, 616, 617, 631, 640, 645, 646, 656, 667, 678, 679,
-        680, 681, 689, 703, 704, 706, 716, 717, 718, 724, 727, 732, 734, 740, 743, 754, 757,
-        762, 765, 770, 771, 772, 774, 781, 786, 802, 803, 804, 810, 813, 814, 826, 828, 838,
-        839, 843, 845, 848, 854, 856, 857, 859, 860, 862, 863, 864, 865, 878, 904, 908, 910,
-        912, 914, 917, 919, 929, 934, 937, 941, 947, 948, 954, 959, 973, 978, 980, 984, 989,
-    ]),
-    // US Central: AL (not 334) AR IA IL KS (Wichita, Kansas City) LA MN MO MS
-    // NE (east) OK TN (Nashville, west) TX (not El Paso, Midland) WI.
-    ("America/Chicago", &[
-        205, 210, 214, 217, 218, 224, 225, 228, 251, 254, 256, 262, 274, 281, 309, 312, 314,
-        316, 318, 319, 320, 325, 327, 331, 337, 346, 353, 361, 402, 405, 409, 414, 417, 430,
-        447, 464, 469, 479, 501, 504, 507, 512, 515, 531, 534, 539, 557, 563, 572, 573, 580,
-        601, 608, 612, 615, 618, 629, 630, 636, 641, 651, 659, 660, 662, 682, 708, 712, 713,
-        715, 726, 730, 731, 737, 763, 769, 773, 779, 806, 815, 816, 817, 830, 832, 847, 870,
-        872, 901, 903, 913, 918, 920, 936, 938, 940, 945, 952, 956, 972, 975, 979, 985,
-    ]),
-    // US Mountain: CO MT NM UT WY.
-    ("America/Denver", &[303, 307, 385, 406, 435, 505, 575, 719, 720, 801, 970, 983]),
-    // Arizona without the Navajo Nation (928), which keeps daylight time.
-    ("America/Phoenix", &[480, 520, 602, 623]),
-    // US Pacific: CA NV (Las Vegas) OR (Portland) WA.
-    ("America/Los_Angeles", &[
-        206, 209, 213, 253, 279, 310, 323, 341, 350, 360, 408, 415, 424, 425, 442, 503, 509,
-        510, 530, 559, 562, 564, 619, 626, 628, 650, 657, 661, 669, 702, 707, 714, 725, 747,
-        760, 805, 818, 820, 831, 840, 858, 909, 916, 925, 949, 951, 971,
-    ]),
-    // All of Alaska but the western Aleutians (Adak, a few hundred people),
-    // which keep Hawaii-Aleutian time, an hour behind: they get calls an
-    // hour early in their day. Listing 907 as split instead would put every
-    // Alaskan on the campaign's zone, several hours off.
-    ("America/Anchorage", &[907]),
-    ("Pacific/Honolulu", &[808]),
-    // Ontario (not 807) and Quebec (not 418 and its overlays).
-    ("America/Toronto", &[
-        226, 249, 289, 343, 365, 416, 437, 438, 450, 514, 519, 548, 579, 613, 647, 705, 742,
-        819, 873, 905,
-    ]),
-    ("America/Winnipeg", &[204, 431]),
-    ("America/Edmonton", &[403, 587, 780, 825]),
-    // The Lower Mainland only: 250 and the overlays 236, 672 and 778 reach the
-    // Kootenays and the Peace River, which keep Mountain time.
-    ("America/Vancouver", &[604]),
-    ("America/Halifax", &[782, 902]),
-    ("America/Moncton", &[506]),
-];
-
-/// Geographic area codes that straddle a zone line (or a daylight-time line),
-/// kept out of [`NANP`] on purpose (a test checks they stay out), with every
-/// clock their numbers may keep: a number's calling window must be open in
-/// all of them. A zone whose clock always equals one of the others' at the
-/// same instant is left out (British Columbia's places on Mountain Standard
-/// Time all year match Vancouver in summer and Edmonton in winter).
-#[rustfmt::skip]
-const SPLIT: &[(&[u16], &[&str])] = &[
-    // Idaho: the panhandle is Pacific; 986 is its overlay.
-    (&[208, 986], &["America/Boise", "America/Los_Angeles"]),
-    // Indiana: Central in the northwest and southwest corners.
-    (&[219, 574, 812, 930], &["America/New_York", "America/Chicago"]),
-    // British Columbia: the Kootenays keep Mountain time.
-    (&[236, 250, 672, 778], &["America/Vancouver", "America/Edmonton"]),
-    // Kentucky, Tennessee, Alabama, the Florida panhandle, Michigan's Upper
-    // Peninsula: Central and Eastern counties.
-    (&[270, 334, 364, 423, 448, 606, 850, 906], &["America/New_York", "America/Chicago"]),
-    // Saskatchewan: Lloydminster keeps Alberta time.
-    (&[306, 474, 639], &["America/Regina", "America/Edmonton"]),
-    // The Dakotas, Nebraska, Kansas, west Texas: Mountain in the west.
-    (&[308, 432, 605, 620, 701, 785, 915], &["America/Chicago", "America/Denver"]),
-    // Eastern Quebec: the Magdalen Islands and the Lower North Shore are Atlantic.
-    (&[367, 418, 581], &["America/Toronto", "America/Halifax"]),
-    // Oregon: Malheur County is Mountain.
-    (&[458, 541], &["America/Los_Angeles", "America/Boise"]),
-    // Newfoundland and Labrador: Labrador is Atlantic, part of it without daylight time.
-    (&[709, 879], &["America/St_Johns", "America/Halifax", "America/Puerto_Rico"]),
-    // Northern Nevada: West Wendover is Mountain.
-    (&[775], &["America/Los_Angeles", "America/Denver"]),
-    // Northwestern Ontario: Kenora is Central.
-    (&[807], &["America/Toronto", "America/Winnipeg"]),
-    // Yukon (Mountain all year), the Northwest Territories and Nunavut.
-    (&[867], &["America/Whitehorse", "America/Edmonton", "America/Winnipeg", "America/Toronto"]),
-    // Northern Arizona: the Navajo Nation keeps daylight time.
-    (&[928], &["America/Phoenix", "America/Denver"]),
-];
-
-/// The zones of area code `code` when it straddles a zone line.
-fn split_zones(code: u16) -> Option<&'static [&'static str]> {
-    SPLIT
-        .iter()
-        .find(|(codes, _)| codes.contains(&code))
-        .map(|(_, zones)| *zones)
-}
-
-/// Every zone a US or Canadian number whose area code straddles a zone line
-/// may be in; empty for any other number. With [`zone_for_number`] giving
-/// `None` for these, a caller keeps its calling window open only when it is
-/// open in all of them.
-pub fn possible_zones(number: &PhoneNumber) -> Vec<Tz> {
-    match area_code(number.as_str()).and_then(split_zones) {
-        Some(names) => names.iter().filter_map(|n| n.parse().ok()).collect(),
-        None => Vec::new(),
+/// What the map says of a number, as libphonenumber's
+/// `time_zones_for_number` does: a fixed line (or a geographic mobile) by the
+/// longest prefix of its digits; any other number, or one whose prefix the
+/// map lacks, by its country code alone. `None` when the map does not know
+/// the country either.
+pub fn number_zones(e164: &str) -> Option<(&'static [Tz], ZoneSource)> {
+    let map = zone_map();
+    let digits = e164.strip_prefix('+')?;
+    let (code, _) = geo::split_code(e164)?;
+    let code_len = code.to_string().len();
+    if geo::place(e164) == Place::Geographic
+        && let Some((len, zones)) = map.longest(digits)
+    {
+        let source = if len > code_len {
+            ZoneSource::Number
+        } else {
+            ZoneSource::Country
+        };
+        return Some((zones, source));
     }
+    map.longest(&digits[..code_len])
+        .map(|(_, zones)| (zones, ZoneSource::Country))
+}
+
+/// Parses a contact's `timezone` value: an IANA zone name, refusing the
+/// legacy names that are no place (`EST`, `MST`, `HST` are fixed offsets
+/// that ignore daylight saving; `EST5EDT` and its kind are POSIX rules;
+/// `Etc/GMT+5` is UTC-5 with its sign inverted). Links to a place
+/// (`US/Eastern`) and `UTC` itself are accepted.
+pub fn parse_contact_tz(name: &str) -> Result<Tz, String> {
+    let name = name.trim();
+    if let Some(why) = legacy_reason(name) {
+        return Err(format!("timezone {name:?} is refused: {why}"));
+    }
+    crate::calendar::parse_tz(name)
+}
+
+/// Why `name` is a legacy zone name a contact may not use, if it is one.
+pub fn legacy_reason(name: &str) -> Option<String> {
+    let upper = name.to_ascii_uppercase();
+    let place = |zone: &str| format!("use the callee's place, e.g. {zone}");
+    let fixed = |offset: &str, zone: &str| {
+        format!(
+            "it is a fixed offset ({offset}) that ignores daylight saving; {}",
+            place(zone)
+        )
+    };
+    match upper.as_str() {
+        "EST" => Some(fixed("UTC-05:00", "America/New_York")),
+        "MST" => Some(fixed(
+            "UTC-07:00",
+            "America/Denver (or America/Phoenix, which keeps no daylight time)",
+        )),
+        "HST" => Some(fixed("UTC-10:00", "Pacific/Honolulu")),
+        "EST5EDT" | "CST6CDT" | "MST7MDT" | "PST8PDT" => Some(format!(
+            "it is a POSIX rule, not a place (a callee's state or county may keep other rules); {}",
+            place("America/New_York, America/Chicago, America/Denver or America/Los_Angeles")
+        )),
+        "CET" | "EET" | "MET" | "WET" => Some(format!(
+            "it is a rule shared by several countries, not a place; {}",
+            place("Europe/Paris")
+        )),
+        _ => {
+            let offset = upper
+                .strip_prefix("ETC/GMT")
+                .or_else(|| upper.strip_prefix("GMT"))?;
+            let n: i32 = offset.parse().ok().filter(|n| *n != 0)?;
+            Some(format!(
+                "it is a fixed offset of UTC{:+} (POSIX names invert the sign) with no daylight saving; {}",
+                -n,
+                place("America/Bogota")
+            ))
+        }
+    }
+}
+
+/// The embedded zone map, read on first use.
+pub fn zone_map() -> &'static ZoneMap {
+    static MAP: OnceLock<ZoneMap> = OnceLock::new();
+    MAP.get_or_init(|| {
+        let (map, problems) = ZoneMap::parse(MAP_DATA);
+        for p in problems {
+            tracing::error!(problem = %p, "embedded zone map");
+        }
+        map
+    })
+}
+
+/// Phone-number prefixes (country code first) to zones; the longest prefix wins.
+#[derive(Debug, Default)]
+pub struct ZoneMap {
+    /// A trie over digits; node 0 is the root. `next[d] == 0`: no child.
+    nodes: Vec<Node>,
+    lists: Vec<Vec<Tz>>,
+    /// Prefixes held.
+    entries: usize,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Node {
+    next: [u32; 10],
+    /// 1 + the index of this prefix's zone list; 0: no entry here.
+    list: u32,
+}
+
+impl ZoneMap {
+    /// Reads `prefix|Zone&Zone` lines (`#` comments). Returns the map and a
+    /// description of every line it had to skip (`line N: ...`).
+    pub fn parse(text: &str) -> (ZoneMap, Vec<String>) {
+        let mut map = ZoneMap {
+            nodes: vec![Node::default()],
+            ..ZoneMap::default()
+        };
+        let mut problems = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            match parse_entry(line) {
+                Ok((prefix, zones)) => map.insert(prefix, zones),
+                Err(why) => problems.push(format!("line {}: {why}", i + 1)),
+            }
+        }
+        (map, problems)
+    }
+
+    fn insert(&mut self, prefix: &str, zones: Vec<Tz>) {
+        let mut at = 0usize;
+        for d in prefix.bytes().map(|b| usize::from(b - b'0')) {
+            if self.nodes[at].next[d] == 0 {
+                self.nodes.push(Node::default());
+                self.nodes[at].next[d] = (self.nodes.len() - 1) as u32;
+            }
+            at = self.nodes[at].next[d] as usize;
+        }
+        self.lists.push(zones);
+        self.nodes[at].list = self.lists.len() as u32;
+        self.entries += 1;
+    }
+
+    /// The entry of the longest prefix of `digits`: its length and zones.
+    pub fn longest(&self, digits: &str) -> Option<(usize, &[Tz])> {
+        let mut at = 0usize;
+        let mut best = None;
+        for (i, b) in digits.bytes().enumerate() {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            match self.nodes[at].next[usize::from(d)] {
+                0 => break,
+                next => at = next as usize,
+            }
+            if let Some(list) = self.nodes[at].list.checked_sub(1) {
+                best = Some((i + 1, self.lists[list as usize].as_slice()));
+            }
+        }
+        best
+    }
+
+    /// How many prefixes the map holds.
+    pub fn len(&self) -> usize {
+        self.entries
+    }
+
+    /// Whether the map holds no prefix.
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+}
+
+fn parse_entry(line: &str) -> Result<(&str, Vec<Tz>), String> {
+    let (prefix, names) = line
+        .split_once('|')
+        .ok_or_else(|| format!("{line:?} is not prefix|zones"))?;
+    if prefix.is_empty() || prefix.len() > 15 || !prefix.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("prefix {prefix:?} is not 1 to 15 digits"));
+    }
+    let zones = names
+        .split('&')
+        .map(|n| {
+            n.trim()
+                .parse::<Tz>()
+                .map_err(|_| format!("prefix {prefix}: {n:?} is not a zone chrono-tz knows"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((prefix, zones))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The area-code shortcut is only right if every listed code is a US or
-    /// Canadian one: a Caribbean code there would skip its own country's zone.
     #[test]
-    fn every_listed_area_code_belongs_to_the_us_or_canada() {
-        let mut valid = 0;
-        for (_, codes) in NANP {
-            for code in codes.iter() {
-                for subscriber in ["2345678", "4567890", "7654321", "8675309"] {
-                    let e164 = format!("+1{code}{subscriber}");
-                    let Ok(p) = phonenumber::parse(None, &e164) else {
-                        continue;
-                    };
-                    if !p.is_valid() {
-                        continue;
-                    }
-                    valid += 1;
-                    let region = p.country().id();
-                    assert!(
-                        matches!(region, Some(Id::US | Id::CA)),
-                        "{e164} is listed in the area-code table but belongs to {region:?}"
-                    );
-                }
-            }
-        }
-        assert!(valid > 200, "too few numbers checked: {valid}");
+    fn every_line_of_the_embedded_map_is_read() {
+        let (map, problems) = ZoneMap::parse(MAP_DATA);
+        assert!(problems.is_empty(), "{problems:?}");
+        let lines = MAP_DATA
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .count();
+        assert_eq!(map.len(), lines);
+        assert!(map.len() > 3000);
     }
 
     #[test]
-    fn every_zone_name_in_the_tables_is_a_known_iana_zone() {
-        let names = COUNTRIES
-            .iter()
-            .map(|(_, z)| *z)
-            .chain(NANP.iter().map(|(z, _)| *z))
-            .chain(PREFIXES.iter().map(|(_, z)| *z));
-        for name in names {
-            assert!(
-                name.parse::<Tz>().is_ok(),
-                "{name} is not a zone chrono-tz knows"
-            );
-        }
+    fn the_longest_prefix_wins() {
+        let (map, _) = ZoneMap::parse("1|UTC&Asia/Tokyo\n1212|America/New_York\n12125|Europe/Paris\n");
+        assert_eq!(
+            map.longest("12125550100"),
+            Some((5, &[chrono_tz::Europe::Paris][..]))
+        );
+        assert_eq!(
+            map.longest("12124550100"),
+            Some((4, &[chrono_tz::America::New_York][..]))
+        );
+        assert_eq!(map.longest("1300").map(|(n, z)| (n, z.len())), Some((1, 2)));
+        assert_eq!(map.longest("44"), None);
     }
 
     #[test]
-    fn every_country_key_is_a_region_id_and_the_table_is_sorted_and_unique() {
-        for pair in COUNTRIES.windows(2) {
-            assert!(
-                pair[0].0 < pair[1].0,
-                "{} and {} out of order",
-                pair[0].0,
-                pair[1].0
-            );
-        }
-        for (id, _) in COUNTRIES {
-            assert!(
-                id.parse::<Id>().is_ok(),
-                "{id} is not a phonenumber region id"
-            );
-        }
-        assert!(lookup(COUNTRIES, "US").is_none() && lookup(COUNTRIES, "CA").is_none());
+    fn a_bad_line_is_reported_with_its_number_and_skipped() {
+        let (map, problems) = ZoneMap::parse("# c\n1|Mars/Olympus\nx|UTC\n33|Europe/Paris\n");
+        assert_eq!(map.len(), 1);
+        assert_eq!(problems.len(), 2);
+        assert!(problems[0].starts_with("line 2:"), "{problems:?}");
+        assert!(problems[1].starts_with("line 3:"), "{problems:?}");
     }
 
     #[test]
-    fn every_area_code_list_is_sorted_and_no_code_has_two_zones_or_is_a_split_one() {
-        let mut seen = std::collections::BTreeSet::new();
-        for (zone, codes) in NANP {
-            for pair in codes.windows(2) {
-                assert!(
-                    pair[0] < pair[1],
-                    "{zone}: {} and {} out of order",
-                    pair[0],
-                    pair[1]
-                );
-            }
-            for code in *codes {
-                assert!(
-                    (200..1000).contains(code),
-                    "{zone}: {code} is not an area code"
-                );
-                assert!(seen.insert(*code), "{code} is listed twice");
-                assert!(split_zones(*code).is_none(), "{code} straddles a zone line");
-            }
+    fn legacy_names_are_refused_with_a_reason_and_places_are_accepted() {
+        for bad in [
+            "EST", "MST", "HST", "EST5EDT", "PST8PDT", "CET", "Etc/GMT+5", "etc/gmt-3",
+        ] {
+            let err = parse_contact_tz(bad).unwrap_err();
+            assert!(err.contains("refused"), "{bad}: {err}");
         }
-        let mut split = std::collections::BTreeSet::new();
-        for (codes, zones) in SPLIT {
-            for code in *codes {
-                assert!(split.insert(*code), "SPLIT lists {code} twice");
-            }
-            assert!(
-                zones.len() >= 2,
-                "{codes:?}: a split code has several zones"
-            );
-            for zone in *zones {
-                assert!(zone.parse::<Tz>().is_ok(), "{zone} is not a zone name");
-            }
+        assert!(
+            parse_contact_tz("Etc/GMT+5")
+                .unwrap_err()
+                .contains("UTC-5")
+        );
+        for good in ["America/New_York", "US/Eastern", "UTC", "Etc/GMT", "Asia/Kolkata"] {
+            assert!(parse_contact_tz(good).is_ok(), "{good}");
         }
     }
 }
