@@ -91,6 +91,10 @@ fn the_demo_runs_end_to_end_and_leaves_every_contact_final() {
     assert!(err.contains("1 duplicate, 1 rejected"), "{err}");
     assert!(err.contains("line 38:"), "the reject names its line: {err}");
     assert!(err.contains("dialed 36/36"), "a progress line: {err}");
+    assert!(
+        err.contains("compliance.quiet_hours = \"off\""),
+        "the demo says it runs without quiet hours: {err}"
+    );
 
     // The table: a header and one row per contact, then where to look.
     assert!(

@@ -66,6 +66,8 @@ fn dialerd(dir: &Path, sim: &Sim) -> Command {
         .env("DIALERD_CAMPAIGN_DEFAULTS__AGENT_ID", "11")
         .env("DIALERD_CAMPAIGN_DEFAULTS__SCHEDULE", "* * * * * *")
         .env("DIALERD_CAMPAIGN_DEFAULTS__WINDOW", "00:00-24:00")
+        // Runs at any wall-clock hour; quiet hours are tested on the test clock.
+        .env("DIALERD_COMPLIANCE__QUIET_HOURS", "off")
         .env("DIALERD_CAMPAIGN_DEFAULTS__RETRY_DELAY_SECS", "1")
         .env("DIALERD_LOG__LEVEL", "warn");
     cmd

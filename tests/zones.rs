@@ -17,7 +17,11 @@ fn zones(raw: &str) -> (Vec<String>, ZoneSource) {
 
 #[track_caller]
 fn assert_zones(raw: &str, want: &[&str], source: ZoneSource) {
-    assert_eq!(zones(raw), (want.iter().map(|s| s.to_string()).collect(), source), "{raw}");
+    assert_eq!(
+        zones(raw),
+        (want.iter().map(|s| s.to_string()).collect(), source),
+        "{raw}"
+    );
 }
 
 /// `tests/data/zones-sample.txt` is what `phonenumbers` (libphonenumber's
@@ -45,7 +49,10 @@ fn the_embedded_map_answers_as_libphonenumber_does_on_its_sample() {
             mismatches.push(format!("{number}: libphonenumber {want}, dialerd {got}"));
         }
     }
-    assert!(checked > 7000, "only {checked} numbers checked ({unknown} unreadable)");
+    assert!(
+        checked > 7000,
+        "only {checked} numbers checked ({unknown} unreadable)"
+    );
     // The numbering metadata of the `phonenumber` crate is a few releases
     // older than the map's; a number it types differently may disagree.
     assert!(
@@ -70,9 +77,17 @@ fn a_us_or_canadian_fixed_line_gets_its_area_codes_zone() {
 #[test]
 fn a_split_area_code_gets_every_zone_it_spans() {
     use ZoneSource::Number;
-    assert_zones("+1 907 555 0123", &["America/Adak", "America/Anchorage"], Number);
+    assert_zones(
+        "+1 907 555 0123",
+        &["America/Adak", "America/Anchorage"],
+        Number,
+    );
     assert_zones("+1 907 269 5100", &["America/Juneau"], Number);
-    assert_zones("+1 775 555 0123", &["America/Boise", "America/Los_Angeles"], Number);
+    assert_zones(
+        "+1 775 555 0123",
+        &["America/Boise", "America/Los_Angeles"],
+        Number,
+    );
 }
 
 #[test]
@@ -94,7 +109,11 @@ fn a_fixed_line_in_a_multi_zone_country_gets_its_prefixes_zones() {
         &["Australia/Adelaide", "Australia/Perth"],
         ZoneSource::Number,
     );
-    assert_zones("+52 55 5093 5300", &["America/Mexico_City"], ZoneSource::Number);
+    assert_zones(
+        "+52 55 5093 5300",
+        &["America/Mexico_City"],
+        ZoneSource::Number,
+    );
     assert_zones("+64 3 305 0011", &["Pacific/Chatham"], ZoneSource::Number);
 }
 
@@ -112,7 +131,13 @@ fn a_country_the_map_does_not_know_falls_back_to_the_campaign_zone() {
 #[test]
 fn the_timezone_column_wins_and_legacy_names_are_refused() {
     let c = candidate_zones(Some("Europe/Paris"), "+12125550123", chrono_tz::UTC).unwrap();
-    assert_eq!((c.zones(), c.source), (&[chrono_tz::Europe::Paris][..], ZoneSource::Column));
+    assert_eq!(
+        (c.zones(), c.source),
+        (&[chrono_tz::Europe::Paris][..], ZoneSource::Column)
+    );
     let err = candidate_zones(Some("EST"), "+12125550123", chrono_tz::UTC).unwrap_err();
-    assert!(err.contains("EST") && err.contains("daylight saving"), "{err}");
+    assert!(
+        err.contains("EST") && err.contains("daylight saving"),
+        "{err}"
+    );
 }

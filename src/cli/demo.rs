@@ -6,8 +6,9 @@
 //! contact and the `sqlite3` queries to look further.
 //!
 //! The demo builds its own configuration (fast schedule, all-day window,
-//! short retry delay) and ignores `DIALERD_*` variables, so a real database
-//! or key in the environment is never touched.
+//! short retry delay, no quiet hours or region rules, so it runs at any
+//! hour, which it says) and ignores `DIALERD_*` variables, so a real
+//! database or key in the environment is never touched.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -35,6 +36,10 @@ const CAMPAIGN: &str = "demo";
 /// Written into the demo directory; only a directory holding it (or an empty
 /// one) is ever deleted, so a mistyped `--dir` cannot wipe real files.
 const MARKER: &str = ".dialerd-demo";
+/// What the demo's configuration changes about calling hours, said up front.
+const DEMO_HOURS: &str = "calling hours: this demo sets compliance.quiet_hours = \"off\" and no \
+compliance.regions, so it dials its sample numbers at any hour; a real configuration keeps \
+callee-local quiet hours 08:00-21:00 and the Florida and Oklahoma rules";
 /// The demo normally ends in about 30 s; past this it stops and says so.
 const DEADLINE: Duration = Duration::from_secs(90);
 
@@ -66,6 +71,7 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
     };
     let report = import::import_file(&store, &settings.campaign_defaults, &request).await?;
     eprint!("{}", report.render(10));
+    eprintln!("{DEMO_HOURS}");
     eprintln!(
         "simulated OmniDimension API at {}; dialing...",
         sim.base_url()
@@ -116,6 +122,10 @@ fn demo_settings(dir: &Path, sim: &SimHandle) -> Result<Settings, CliError> {
     d.window = "00:00-24:00".into();
     d.max_attempts = 3;
     d.retry_delay_secs = 3;
+    // The demo runs now, whatever the hour where its sample numbers are;
+    // DEMO_HOURS tells the user so.
+    raw.compliance.quiet_hours = "off".into();
+    raw.compliance.regions.clear();
     // An empty environment: the demo never picks up a real key or database.
     let mut settings = Settings::from_raw(raw, None, &HashMap::new())?;
     settings.api_key = ApiKey::new(sim.options().api_key.clone());

@@ -222,9 +222,12 @@ impl Default for RawCompliance {
         };
         Self {
             quiet_hours: "08:00-21:00".into(),
-            regions: [("US-FL".to_string(), statute()), ("US-OK".to_string(), statute())]
-                .into_iter()
-                .collect(),
+            regions: [
+                ("US-FL".to_string(), statute()),
+                ("US-OK".to_string(), statute()),
+            ]
+            .into_iter()
+            .collect(),
         }
     }
 }

@@ -195,3 +195,62 @@ fn the_shipped_config_file_documents_exactly_the_defaults() {
         "config/dialerd.toml and the built-in defaults disagree"
     );
 }
+
+#[test]
+fn compliance_ships_quiet_hours_and_the_florida_and_oklahoma_rules() {
+    let s = Settings::load_with_env(None, &env(&[])).unwrap();
+    let c = &s.compliance;
+    assert_eq!(c.quiet_hours, Some(Window::parse("08:00-21:00").unwrap()));
+    for region in ["US-FL", "US-OK"] {
+        let rule = c.regions[&region.parse().unwrap()];
+        assert_eq!(rule.window, Some(Window::parse("08:00-20:00").unwrap()));
+        assert_eq!(rule.max_calls_per_day, Some(3));
+    }
+}
+
+#[test]
+fn operators_add_and_override_regions_and_turn_quiet_hours_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        &dir,
+        "d.toml",
+        "[compliance.regions.\"US-FL\"]\nwindow = \"09:00-19:00\"\n\
+         [compliance.regions.\"US-TX\"]\nmax_calls_per_day = 2\n",
+    );
+    let s = Settings::load_with_env(
+        Some(&f),
+        &env(&[("DIALERD_COMPLIANCE__QUIET_HOURS", "off")]),
+    )
+    .unwrap();
+    let c = &s.compliance;
+    assert_eq!(c.quiet_hours, None);
+    let fl = c.regions[&"US-FL".parse().unwrap()];
+    assert_eq!(fl.window, Some(Window::parse("09:00-19:00").unwrap()));
+    assert_eq!(fl.max_calls_per_day, Some(3), "kept from the shipped rule");
+    let tx = c.regions[&"US-TX".parse().unwrap()];
+    assert_eq!((tx.window, tx.max_calls_per_day), (None, Some(2)));
+    assert!(c.regions.contains_key(&"US-OK".parse().unwrap()));
+}
+
+#[test]
+fn a_bad_compliance_value_names_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, key) in [
+        (
+            "[compliance]\nquiet_hours = \"8-21\"\n",
+            "compliance.quiet_hours",
+        ),
+        (
+            "[compliance.regions.\"Florida\"]\nwindow = \"08:00-20:00\"\n",
+            "Florida",
+        ),
+        (
+            "[compliance.regions.\"US-GA\"]\nwindow = \"8am\"\n",
+            "US-GA\".window",
+        ),
+    ] {
+        let f = write(&dir, "bad.toml", text);
+        let err = Settings::load_with_env(Some(&f), &env(&[])).unwrap_err();
+        assert!(err.to_string().contains(key), "{text}: {err}");
+    }
+}

@@ -67,7 +67,11 @@ impl fmt::Display for HoursRule {
 /// Every calling-hours rule that applies to `number` in a campaign with
 /// `window`: the campaign's, the quiet-hours floor, and the window of each
 /// region its area code lies in.
-pub fn hours_rules(window: Window, compliance: &Compliance, number: &str) -> Vec<(HoursRule, Window)> {
+pub fn hours_rules(
+    window: Window,
+    compliance: &Compliance,
+    number: &str,
+) -> Vec<(HoursRule, Window)> {
     let mut out = vec![(HoursRule::CampaignWindow, window)];
     if let Some(q) = compliance.quiet_hours {
         out.push((HoursRule::QuietHours, q));
@@ -101,17 +105,26 @@ fn ser_display<T: fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::
 }
 
 /// The first rule closed at `at` in some zone of `zones`, with that zone.
-pub fn first_closed(rules: &[(HoursRule, Window)], zones: &[Tz], at: DateTime<Utc>) -> Option<(usize, Tz)> {
-    rules.iter().enumerate().find_map(|(i, (_, w))| {
-        zones.iter().find(|z| !w.is_open(at, **z)).map(|z| (i, *z))
-    })
+pub fn first_closed(
+    rules: &[(HoursRule, Window)],
+    zones: &[Tz],
+    at: DateTime<Utc>,
+) -> Option<(usize, Tz)> {
+    rules
+        .iter()
+        .enumerate()
+        .find_map(|(i, (_, w))| zones.iter().find(|z| !w.is_open(at, **z)).map(|z| (i, *z)))
 }
 
 /// The earliest instant at or after `at` when every rule is open in every
 /// zone; `None` when that does not happen within three days. Jumps to the
 /// first instant a closed (rule, zone) pair opens, so no instant open in all
 /// is ever jumped over.
-pub fn next_open_all(rules: &[(HoursRule, Window)], zones: &[Tz], at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+pub fn next_open_all(
+    rules: &[(HoursRule, Window)],
+    zones: &[Tz],
+    at: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
     let limit = at + chrono::Duration::days(3);
     let mut t = at;
     while t <= limit {
@@ -129,7 +142,11 @@ pub fn next_open_all(rules: &[(HoursRule, Window)], zones: &[Tz], at: DateTime<U
 
 /// Whether every calling-hours rule is open now in every candidate zone:
 /// `Ok`, or the rule that closes it, where, and when all next open.
-pub fn check_hours(rules: &[(HoursRule, Window)], zones: &[Tz], now: DateTime<Utc>) -> Result<(), Closed> {
+pub fn check_hours(
+    rules: &[(HoursRule, Window)],
+    zones: &[Tz],
+    now: DateTime<Utc>,
+) -> Result<(), Closed> {
     let Some((i, zone)) = first_closed(rules, zones, now) else {
         return Ok(());
     };
@@ -202,7 +219,9 @@ pub fn decide(
             next_open: Some(at),
             ..
         }) => ClaimDecision::Defer(at),
-        Err(Closed { next_open: None, .. }) => ClaimDecision::Invalid(never_open(&hours, &zones)),
+        Err(Closed {
+            next_open: None, ..
+        }) => ClaimDecision::Invalid(never_open(&hours, &zones)),
     }
 }
 
@@ -294,7 +313,13 @@ mod tests {
         c.on_dnc = true;
         let now = Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap();
         assert!(matches!(
-            decide(&c, &rules("00:00-24:00", "UTC"), &Compliance::none(), Some(1), now),
+            decide(
+                &c,
+                &rules("00:00-24:00", "UTC"),
+                &Compliance::none(),
+                Some(1),
+                now
+            ),
             ClaimDecision::Suppress
         ));
     }
@@ -395,7 +420,10 @@ mod tests {
         assert_eq!(closed.zone, chrono_tz::America::New_York);
         assert_eq!(closed.next_open, Some(at(13, 0)), "08:00 in Miami");
         assert!(check_hours(&hours, zones.zones(), at(13, 0)).is_ok());
-        assert!(check_hours(&hours, zones.zones(), at(0, 59)).is_ok(), "19:59");
+        assert!(
+            check_hours(&hours, zones.zones(), at(0, 59)).is_ok(),
+            "19:59"
+        );
     }
 
     #[test]
@@ -421,11 +449,23 @@ mod tests {
         let now = Utc.with_ymd_and_hms(2026, 6, 1, 13, 0, 0).unwrap();
         let r = rules("00:00-24:00", "UTC");
         assert!(matches!(
-            decide(&contact("+442079460958", None, 3), &r, &Compliance::none(), Some(1), now),
+            decide(
+                &contact("+442079460958", None, 3),
+                &r,
+                &Compliance::none(),
+                Some(1),
+                now
+            ),
             ClaimDecision::Exhaust
         ));
         assert!(matches!(
-            decide(&contact("+442079460958", None, 0), &r, &Compliance::none(), None, now),
+            decide(
+                &contact("+442079460958", None, 0),
+                &r,
+                &Compliance::none(),
+                None,
+                now
+            ),
             ClaimDecision::Invalid(_)
         ));
         assert!(matches!(

@@ -86,6 +86,7 @@ pub(crate) async fn consume(
             match item {
                 Item::Valid(c) => {
                     any_valid = true;
+                    report.count_zone_source(c.timezone.is_some(), &c.phone_number);
                     w.valid.push(c);
                 }
                 Item::Reject(r) => {
@@ -214,7 +215,10 @@ async fn dry_run(
         for item in chunk {
             report.counts.total += 1;
             match item {
-                Item::Valid(c) => numbers.push(c.phone_number),
+                Item::Valid(c) => {
+                    report.count_zone_source(c.timezone.is_some(), &c.phone_number);
+                    numbers.push(c.phone_number)
+                }
                 Item::Reject(r) => report.add_reject(&r),
             }
         }

@@ -5,6 +5,7 @@ use std::fmt;
 
 use super::MAX_REPORTED_REJECTS;
 use super::rows::Reject;
+use crate::phone::zones::{ZoneSource, zone_source};
 use crate::store::{ImportCounts, PriorImport};
 
 /// The outcome of an import (or of a dry run).
@@ -33,6 +34,9 @@ pub struct ImportReport {
     pub dry_run: bool,
     /// Things the operator should know (settings that were not applied).
     pub warnings: Vec<String>,
+    /// Valid rows by where their calling zones come from, in
+    /// [`ZoneSource::ALL`] order (column, number, country, campaign).
+    pub zone_sources: [u64; 4],
 }
 
 impl ImportReport {
@@ -44,6 +48,36 @@ impl ImportReport {
             dry_run,
             ..Self::default()
         }
+    }
+
+    /// Counts where a valid row's calling zones come from.
+    pub(crate) fn count_zone_source(&mut self, has_timezone: bool, e164: &str) {
+        let source = zone_source(has_timezone, e164);
+        self.zone_sources[source as usize] += 1;
+    }
+
+    /// `zones: 30 from the number, 4 from the country, ...`, or `None`
+    /// when no valid row was read.
+    pub fn zone_line(&self) -> Option<String> {
+        if self.zone_sources.iter().all(|n| *n == 0) {
+            return None;
+        }
+        let parts = ZoneSource::ALL
+            .iter()
+            .map(|s| {
+                let n = self.zone_sources[*s as usize];
+                match s {
+                    ZoneSource::Column => format!("{n} from the timezone column"),
+                    ZoneSource::Number => format!("{n} from the number"),
+                    ZoneSource::Country => format!("{n} from the country (every zone of it)"),
+                    ZoneSource::Campaign => format!("{n} from the campaign's zone"),
+                }
+            })
+            .collect::<Vec<_>>();
+        Some(format!(
+            "calling zones of the valid rows: {}",
+            parts.join(", ")
+        ))
     }
 
     /// Counts a reject, keeping the first ones.
@@ -89,10 +123,15 @@ impl ImportReport {
         s
     }
 
-    /// The summary, then up to `n` rejects, one per line.
+    /// The summary, where the rows' zones come from, then up to `n`
+    /// rejects, one per line.
     pub fn render(&self, n: usize) -> String {
         let mut out = self.summary();
         out.push('\n');
+        if let Some(zones) = self.zone_line() {
+            out.push_str(&zones);
+            out.push('\n');
+        }
         out.push_str(&self.render_rejects(n));
         out
     }

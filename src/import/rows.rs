@@ -6,8 +6,8 @@
 use phonenumber::country::Id;
 
 use super::header::Mapping;
-use crate::calendar::parse_tz;
 use crate::phone::fast::parse_phone;
+use crate::phone::zones::parse_contact_tz;
 use crate::store::NewContact;
 
 /// The longest value a cell may hold; a longer one rejects its row.
@@ -126,7 +126,7 @@ impl Validator {
                 .filter(|v| !v.is_empty())
         };
         let timezone = opt(m.timezone)
-            .map(|tz| parse_tz(tz).map(|z| z.name().to_string()))
+            .map(|tz| parse_contact_tz(tz).map(|z| z.name().to_string()))
             .transpose()?;
         let agent_id = opt(m.agent_id)
             .map(|a| {
@@ -168,7 +168,7 @@ pub fn validate_direct(
 ) -> Result<String, String> {
     let e164 = parse_phone(raw_number, region).map_err(|e| e.to_string())?;
     if let Some(tz) = timezone.map(str::trim).filter(|t| !t.is_empty()) {
-        parse_tz(tz)?;
+        parse_contact_tz(tz)?;
     }
     Ok(e164)
 }

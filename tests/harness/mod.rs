@@ -227,7 +227,10 @@ pub fn daemon_command(
     if until_idle {
         cmd.arg("--until-idle");
     }
-    let defaults: [(&str, &str); 11] = [
+    // Quiet hours would make these runs depend on the wall clock's hour;
+    // they are tested through the test clock instead.
+    let defaults: [(&str, &str); 12] = [
+        ("DIALERD_COMPLIANCE__QUIET_HOURS", "off"),
         ("DIALERD_API_KEY", "sim-key"),
         ("DIALERD_PROVIDER__REQUEST_TIMEOUT_MS", "500"),
         ("DIALERD_DISPATCH__RATE_PER_SECOND", "200"),
