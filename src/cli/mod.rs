@@ -5,6 +5,7 @@ mod campaigns;
 mod check;
 mod demo;
 mod dnc;
+mod explain;
 mod export;
 mod import;
 mod run;
@@ -61,6 +62,22 @@ pub enum Command {
     /// Resume dispatching after it was paused for everyone (a rejected API key).
     #[command(subcommand)]
     Dispatch(DispatchCmd),
+    /// Why a number may or may not be called now, rule by rule, and when it next may.
+    Explain(ExplainArgs),
+}
+
+/// `explain` options.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The numbers (E.164, or national with the campaign's default region).
+    #[arg(required = true)]
+    pub numbers: Vec<String>,
+    /// Explain under this campaign's window and zone (default: campaign_defaults).
+    #[arg(long)]
+    pub campaign: Option<String>,
+    /// Print JSON (an array, one object per number).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `run` options.
@@ -268,6 +285,7 @@ pub async fn execute(cli: Cli) -> Result<(), CliError> {
         Command::Import(args) => import::run(&settings, args).await,
         Command::Export(args) => export::run(&open(&settings).await?, args).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Explain(args) => explain::run(&open(&settings).await?, &settings, args).await,
     }
 }
 

@@ -5,6 +5,7 @@
 mod attempts;
 mod campaigns;
 mod checkpoint;
+mod compliance;
 mod contacts;
 mod daemon;
 mod dnc;
@@ -45,6 +46,7 @@ pub(crate) use live_attempt;
 pub use attempts::*;
 pub use campaigns::*;
 pub use checkpoint::Checkpointer;
+pub use compliance::*;
 pub use contacts::*;
 pub use daemon::*;
 pub use dnc::*;
