@@ -141,3 +141,172 @@ fn the_timezone_column_wins_and_legacy_names_are_refused() {
         "{err}"
     );
 }
+
+mod calling_hours {
+    //! Every calling-hours rule through time: a sweep of instants across
+    //! both daylight-saving changes of New York and Sydney, and in zones
+    //! without daylight saving, for split area codes and multi-zone
+    //! countries. Time is passed in, as the dispatcher's clock passes it.
+
+    use chrono::{DateTime, Duration, TimeZone, Timelike, Utc};
+    use dialerd::calendar::{Schedule, Window};
+    use dialerd::config::Compliance;
+    use dialerd::engine::policy::decide;
+    use dialerd::phone::zones::candidate_zones;
+    use dialerd::store::{CampaignRules, ClaimDecision, DueContact};
+
+    fn rules(window: &str, tz: &str) -> CampaignRules {
+        CampaignRules {
+            schedule: Schedule::parse("* * * * *").unwrap(),
+            timezone: tz.parse().unwrap(),
+            window: Window::parse(window).unwrap(),
+            max_attempts: 3,
+            retry_delay_secs: 3600,
+            retry_outcomes: vec![],
+            retry_delays: vec![],
+            region: None,
+        }
+    }
+
+    fn contact(number: &str) -> DueContact {
+        DueContact {
+            id: 1,
+            phone_number: number.into(),
+            timezone: None,
+            agent_id: Some(7),
+            call_context: "{}".into(),
+            state: "pending".into(),
+            attempts: 0,
+            on_dnc: false,
+            problem: None,
+        }
+    }
+
+    /// Minutes after local midnight in `zone` at `at`.
+    fn local_minute(at: DateTime<Utc>, zone: chrono_tz::Tz) -> u32 {
+        let l = at.with_timezone(&zone);
+        l.hour() * 60 + l.minute()
+    }
+
+    /// Numbers whose zones spread over hours: Australian mobiles and
+    /// landlines, Brazil, Mexico, Russia, Indonesia, Nevada's and Alaska's
+    /// split area codes, New York, Phoenix (no daylight saving), Florida,
+    /// and an international freephone number (the campaign's zone).
+    const NUMBERS: [&str; 14] = [
+        "+61412345678",
+        "+61293744000",
+        "+61892229222",
+        "+5511955550143",
+        "+5592955550143",
+        "+525550935300",
+        "+79123456789",
+        "+74956063602",
+        "+628121234567",
+        "+17755550123",
+        "+19075550123",
+        "+12125550123",
+        "+16022626011",
+        "+80012345678",
+    ];
+
+    /// The instants swept: every 17 minutes over four days around each
+    /// daylight-saving change of New York (8 March, 1 November 2026) and
+    /// Sydney (5 April, 4 October 2026).
+    fn instants() -> impl Iterator<Item = DateTime<Utc>> {
+        [(3, 6), (10, 30), (4, 3), (10, 2)]
+            .into_iter()
+            .flat_map(|(month, day)| {
+                let start = Utc.with_ymd_and_hms(2026, month, day, 0, 3, 0).unwrap();
+                (0..4 * 24 * 60 / 17).map(move |i| start + Duration::minutes(17 * i))
+            })
+    }
+
+    /// Whenever a contact is dialed, the campaign window and the quiet
+    /// hours hold in every candidate zone (checked here from the wall
+    /// clock, not through the policy's own code); whenever it is put off,
+    /// the instant given is the first minute it may be dialed.
+    #[test]
+    fn no_contact_is_dialed_outside_its_hours_in_any_candidate_zone() {
+        let shipped = Compliance::default();
+        let (mut dialed, mut deferred) = (0, 0);
+        for (window, (lo, hi)) in [("09:00-20:00", (540, 1200)), ("00:00-24:00", (0, 1440))] {
+            for campaign_tz in ["UTC", "Australia/Sydney", "America/New_York"] {
+                let r = rules(window, campaign_tz);
+                for number in NUMBERS {
+                    let c = contact(number);
+                    let zones = candidate_zones(None, number, r.timezone).unwrap();
+                    for now in instants() {
+                        match decide(&c, &r, &shipped, Some(7), now) {
+                            ClaimDecision::Dial { .. } => {
+                                dialed += 1;
+                                for z in zones.zones() {
+                                    let m = local_minute(now, *z);
+                                    assert!(
+                                        m >= lo.max(480) && m < hi.min(1260),
+                                        "{number} dialed at {now}: {m} min after midnight in {z}"
+                                    );
+                                }
+                            }
+                            ClaimDecision::Defer(at) => {
+                                deferred += 1;
+                                assert!(at > now, "{number} at {now}: deferred to {at}");
+                                let before = at - Duration::minutes(1);
+                                let dial = |t| {
+                                    matches!(
+                                        decide(&c, &r, &shipped, Some(7), t),
+                                        ClaimDecision::Dial { .. }
+                                    )
+                                };
+                                assert!(dial(at), "{number}: not dialable at its opening {at}");
+                                assert!(
+                                    before < now || !dial(before),
+                                    "{number}: dialable a minute before its opening {at}"
+                                );
+                            }
+                            other => panic!("{number} at {now}: {other:?}"),
+                        }
+                    }
+                }
+            }
+        }
+        assert!(dialed > 10_000 && deferred > 10_000, "{dialed} dialed, {deferred} deferred");
+    }
+
+    /// An all-day campaign still calls nobody outside 08:00-21:00 local.
+    #[test]
+    fn the_quiet_hours_floor_holds_on_an_all_day_campaign() {
+        let r = rules("00:00-24:00", "UTC");
+        let london = contact("+442079460958");
+        let at = |h, m| Utc.with_ymd_and_hms(2026, 3, 29, h, m, 0).unwrap();
+        // 29 March 2026: London moves to BST at 01:00 UTC.
+        match decide(&london, &r, &Compliance::default(), Some(7), at(3, 0)) {
+            ClaimDecision::Defer(t) => assert_eq!(t, at(7, 0), "08:00 BST"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            decide(&london, &r, &Compliance::none(), Some(7), at(3, 0)),
+            ClaimDecision::Dial { .. }
+        ));
+    }
+
+    /// Florida's statute: 08:00-20:00 callee-local, even in a campaign
+    /// whose own window runs later.
+    #[test]
+    fn a_florida_number_is_called_only_from_eight_to_eight() {
+        let r = rules("07:00-22:00", "UTC");
+        let miami = contact("+13055550123");
+        let shipped = Compliance::default();
+        // 1 November 2026: Miami leaves daylight time at 06:00 UTC.
+        let at = |d, h, m| Utc.with_ymd_and_hms(2026, 11, d, h, m, 0).unwrap();
+        for (now, open) in [
+            (at(1, 0, 30), false), // 20:30 EDT on 31 October
+            (at(1, 12, 59), false), // 07:59 EST
+            (at(1, 13, 0), true),  // 08:00 EST
+            (at(2, 0, 59), true),  // 19:59 EST
+            (at(2, 1, 0), false),  // 20:00 EST
+        ] {
+            let d = decide(&miami, &r, &shipped, Some(7), now);
+            assert_eq!(matches!(d, ClaimDecision::Dial { .. }), open, "{now}: {d:?}");
+        }
+    }
+}
