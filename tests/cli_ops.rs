@@ -580,3 +580,78 @@ async fn an_export_larger_than_one_page_has_every_contact_once() {
         .collect();
     assert_eq!((out.lines().count(), phones.len()), (1234, 1234));
 }
+
+/// A Florida number called three times in the last 24 hours may not be
+/// called a fourth time; `explain` says so, with its zone, region and rules.
+#[tokio::test]
+async fn explain_names_the_zone_the_region_and_a_reached_florida_limit() {
+    let f = Fixture::new().await;
+    let recent = |mins: i64| to_db_text(Utc::now() - chrono::Duration::minutes(mins));
+    f.exec(&format!(
+        "INSERT INTO campaigns (id, name, agent_id, window_start, window_end) \
+             VALUES (1, 'spring', 77, '00:00', '24:00');
+         INSERT INTO contacts (id, campaign_id, phone_number, call_context, state, attempts) VALUES
+             (1, 1, '+13055550123', '{{}}', 'retry_wait', 3),
+             (2, 1, '+12125550123', '{{}}', 'retry_wait', 1);
+         INSERT INTO attempts (contact_id, campaign_id, attempt_no, state, agent_id, to_number, outcome, sent_at) VALUES
+             (1, 1, 1, 'accepted', 77, '+13055550123', 'no_answer', '{}'),
+             (1, 1, 2, 'accepted', 77, '+13055550123', 'busy', '{}'),
+             (1, 1, 3, 'uncertain', 77, '+13055550123', NULL, '{}'),
+             (2, 1, 1, 'not_placed', 77, '+12125550123', NULL, '{}');",
+        recent(300),
+        recent(200),
+        recent(100),
+        recent(50)
+    ))
+    .await;
+    let out = f.ok(&[
+        "explain",
+        "--campaign",
+        "spring",
+        "--json",
+        "+1 305 555 0123",
+        "+12125550123",
+    ]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let fl = &v[0];
+    assert_eq!(fl["number"], "+13055550123");
+    assert_eq!(fl["zones"][0]["zone"], "America/New_York");
+    assert_eq!(fl["zone_source"], "number");
+    assert_eq!(fl["regions"][0], "US-FL");
+    assert_eq!(fl["calls_last_24h"], 3);
+    assert_eq!(fl["daily_limit"], 3);
+    assert_eq!(fl["live_attempts"], 1);
+    assert_eq!(fl["callable_now"], false);
+    let reasons = fl["reasons"].to_string();
+    assert!(reasons.contains("reach the limit of 3"), "{reasons}");
+    assert!(reasons.contains("still live"), "{reasons}");
+    let rules: Vec<&str> = fl["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules, ["campaign_window", "quiet_hours", "region"]);
+    // New York: a not-placed attempt is no call, and no region limit applies.
+    let ny = &v[1];
+    assert_eq!(
+        (ny["calls_last_24h"].as_i64(), ny["daily_limit"].as_u64()),
+        (Some(0), None)
+    );
+    let text = f.ok(&["explain", "--campaign", "spring", "+13055550123"]);
+    assert!(text.contains("region: US-FL (Florida)"), "{text}");
+    assert!(text.contains("may be called now: no"), "{text}");
+}
+
+#[test]
+fn explain_refuses_a_number_it_cannot_read_with_status_65() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dialerd"))
+        .args(["explain", "not-a-number"])
+        .env_remove("DIALERD_CONFIG")
+        .env("DIALERD_DATABASE__PATH", dir.path().join("d.db"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(65));
+    assert!(text(&out.stderr).contains("not-a-number"));
+}

@@ -786,3 +786,57 @@ fn the_binary_exits_65_66_and_64_for_unusable_data_missing_files_and_bad_flags()
     assert_eq!(code, 0);
     assert!(out.contains("dry run: would import 1 of 1 row"), "{out}");
 }
+
+#[tokio::test]
+async fn a_legacy_zone_abbreviation_is_rejected_with_its_line_and_a_reason() {
+    let e = env().await;
+    let r = e
+        .import(
+            "legacy.csv",
+            "phone,timezone\n+14155552671,America/Los_Angeles\n+12125550123,EST\n\
+             +13035550123,MST7MDT\n+16025550123,Etc/GMT+7\n+442079460958,\n",
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.counts.imported, r.counts.rejected), (2, 3));
+    let lines: Vec<u64> = r.rejects.iter().map(|x| x.line).collect();
+    assert_eq!(lines, [3, 4, 5]);
+    assert!(
+        r.rejects[0].reason.contains("\"EST\"") && r.rejects[0].reason.contains("daylight saving"),
+        "{}",
+        r.rejects[0].reason
+    );
+    assert!(
+        r.rejects[1].reason.contains("POSIX rule"),
+        "{}",
+        r.rejects[1].reason
+    );
+    assert!(
+        r.rejects[2].reason.contains("UTC-7"),
+        "{}",
+        r.rejects[2].reason
+    );
+}
+
+#[tokio::test]
+async fn the_import_report_counts_where_each_rows_zones_come_from() {
+    let e = env().await;
+    let r = e
+        .import(
+            "zones.csv",
+            "phone,timezone\n+14155552671,America/Los_Angeles\n+12125550123,\n\
+             +61412345678,\n+33142685300,\n+80012345678,\n",
+        )
+        .await
+        .unwrap();
+    // Column, number (New York), country (an Australian mobile, France), campaign (+800).
+    assert_eq!(r.zone_sources, [1, 1, 2, 1]);
+    let text = r.to_string();
+    assert!(
+        text.contains(
+            "calling zones of the valid rows: 1 from the timezone column, 1 from the number, \
+             2 from the country (every zone of it), 1 from the campaign's zone"
+        ),
+        "{text}"
+    );
+}

@@ -267,7 +267,10 @@ mod calling_hours {
                 }
             }
         }
-        assert!(dialed > 10_000 && deferred > 10_000, "{dialed} dialed, {deferred} deferred");
+        assert!(
+            dialed > 10_000 && deferred > 10_000,
+            "{dialed} dialed, {deferred} deferred"
+        );
     }
 
     /// An all-day campaign still calls nobody outside 08:00-21:00 local.
@@ -297,14 +300,18 @@ mod calling_hours {
         // 1 November 2026: Miami leaves daylight time at 06:00 UTC.
         let at = |d, h, m| Utc.with_ymd_and_hms(2026, 11, d, h, m, 0).unwrap();
         for (now, open) in [
-            (at(1, 0, 30), false), // 20:30 EDT on 31 October
+            (at(1, 0, 30), false),  // 20:30 EDT on 31 October
             (at(1, 12, 59), false), // 07:59 EST
-            (at(1, 13, 0), true),  // 08:00 EST
-            (at(2, 0, 59), true),  // 19:59 EST
-            (at(2, 1, 0), false),  // 20:00 EST
+            (at(1, 13, 0), true),   // 08:00 EST
+            (at(2, 0, 59), true),   // 19:59 EST
+            (at(2, 1, 0), false),   // 20:00 EST
         ] {
             let d = decide(&miami, &r, &shipped, Some(7), now);
-            assert_eq!(matches!(d, ClaimDecision::Dial { .. }), open, "{now}: {d:?}");
+            assert_eq!(
+                matches!(d, ClaimDecision::Dial { .. }),
+                open,
+                "{now}: {d:?}"
+            );
         }
     }
 }
