@@ -368,3 +368,43 @@ async fn a_due_time_another_program_wrote_in_sqlite_format_is_not_dialed_early()
     })
     .await
 }
+
+/// Through the engine on the test clock, with the shipped compliance
+/// rules: an all-day campaign in UTC dials a Miami number neither before
+/// 08:00 (quiet hours and Florida) nor at 20:00 (Florida) Miami time, and a
+/// Sydney landline not at night in Sydney.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_engine_holds_all_day_campaigns_to_quiet_hours_and_florida_hours() {
+    within(async {
+        // 12:00 UTC on 15 January: 07:00 in Miami (EST), 23:00 in Sydney (AEDT).
+        let w = World::manual_at(at("2026-01-15T12:00:00Z"), &[], |cfg| {
+            cfg.compliance = dialerd::config::Compliance::default();
+        })
+        .await;
+        let c = w
+            .campaign(CampaignSpec {
+                timezone: "UTC".into(),
+                window: "00:00-24:00".into(),
+                ..Default::default()
+            })
+            .await;
+        let (miami, sydney) = ("+13055550123".to_string(), "+61293744000".to_string());
+        w.add_contacts(c, &[miami.clone(), sydney.clone()]).await;
+        w.sweep(c).await;
+        assert!(w.journal().is_empty(), "dialed at night: {:?}", w.journal());
+        assert_eq!(
+            w.contact(&miami).await.next_attempt_at.as_deref(),
+            Some("2026-01-15T13:00:00Z"),
+            "08:00 in Miami"
+        );
+        assert_eq!(
+            w.contact(&sydney).await.next_attempt_at.as_deref(),
+            Some("2026-01-15T21:00:00Z"),
+            "08:00 in Sydney"
+        );
+        w.clock.manual().set(at("2026-01-15T13:00:00Z"));
+        w.sweep(c).await;
+        assert_eq!(journal_numbers(&w), vec![miami.clone()]);
+    })
+    .await
+}
