@@ -119,8 +119,12 @@ impl Region {
     }
 }
 
+/// The compiled regions of each country code, built on first use (`None`:
+/// a code without metadata, or a pattern that does not compile).
+type Cache = Mutex<HashMap<u16, Option<Arc<Vec<Region>>>>>;
+
 fn regions(code: u16) -> Option<Arc<Vec<Region>>> {
-    static CACHE: OnceLock<Mutex<HashMap<u16, Option<Arc<Vec<Region>>>>>> = OnceLock::new();
+    static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
     let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
     map.entry(code)

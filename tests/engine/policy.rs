@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use dialerd::phone::PhoneNumber;
 use dialerd::phone::zones::number_zones;
 
 use crate::helpers::*;
