@@ -126,20 +126,45 @@ impl Window {
     }
 
     /// The earliest instant at or after `at` when the window is open in `tz`
-    /// (`at` itself when it already is). Searches minute by minute over the
-    /// next two days, which also steps correctly over daylight-saving gaps.
+    /// (`at` itself when it already is), looking two days ahead (`at` when
+    /// nothing opens by then). Local time enters the window either by
+    /// reaching its start or by a daylight-saving jump into it, so only
+    /// those instants are tried: the local starts of the days around `at`
+    /// and the zone's offset changes within the horizon.
     pub fn next_open(&self, at: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
         if self.is_open(at, tz) {
             return at;
         }
-        let base = at
-            .with_second(0)
-            .and_then(|t| t.with_nanosecond(0))
-            .unwrap_or(at);
-        (1..=2 * 1440 + 60)
-            .map(|m| base + chrono::Duration::minutes(m))
+        let horizon = at + chrono::Duration::minutes(2 * 1440 + 60);
+        let mut candidates = self.local_starts(at, tz);
+        candidates.extend(offset_changes(at, horizon, tz));
+        candidates.sort_unstable();
+        candidates
+            .into_iter()
+            .filter(|t| *t > at && *t <= horizon)
             .find(|t| self.is_open(*t, tz))
             .unwrap_or(at)
+    }
+
+    /// The instants the window starts on the local days from the day before
+    /// `at` to three days after (both instants of an hour lived twice; none
+    /// for a start a daylight-saving gap skips).
+    fn local_starts(&self, at: DateTime<Utc>, tz: Tz) -> Vec<DateTime<Utc>> {
+        use chrono::TimeZone;
+        let today = at.with_timezone(&tz).date_naive();
+        let Some(start) = NaiveTime::from_num_seconds_from_midnight_opt(self.start_min * 60, 0)
+        else {
+            return Vec::new();
+        };
+        (-1..=3)
+            .filter_map(|d| today.checked_add_signed(chrono::Duration::days(d)))
+            .flat_map(|day| {
+                let local = tz.from_local_datetime(&day.and_time(start));
+                [local.earliest(), local.latest()]
+            })
+            .flatten()
+            .map(|t| t.with_timezone(&Utc))
+            .collect()
     }
 
     /// Whether `at` falls inside the window in every zone of `zones`.
@@ -193,6 +218,36 @@ impl FromStr for Window {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::parse(s)
     }
+}
+
+/// The instants in `(from, to]` at which `tz` changes its offset from UTC.
+/// Offsets are sampled every six hours (no zone changes twice that fast)
+/// and each change is narrowed to the second.
+fn offset_changes(from: DateTime<Utc>, to: DateTime<Utc>, tz: Tz) -> Vec<DateTime<Utc>> {
+    use chrono::Offset;
+    let offset = |t: DateTime<Utc>| t.with_timezone(&tz).offset().fix();
+    let step = chrono::Duration::hours(6);
+    let mut out = Vec::new();
+    let mut lo = from;
+    while lo < to {
+        let hi = (lo + step).min(to);
+        if offset(lo) != offset(hi) {
+            // The first whole second whose offset differs from `lo`'s.
+            let at_secs = |s: i64| DateTime::from_timestamp(s, 0).unwrap_or(hi);
+            let (mut a, mut b) = (lo.timestamp(), hi.timestamp() + 1);
+            while b - a > 1 {
+                let mid = a + (b - a) / 2;
+                if offset(at_secs(mid)) == offset(lo) {
+                    a = mid;
+                } else {
+                    b = mid;
+                }
+            }
+            out.push(at_secs(b));
+        }
+        lo = hi;
+    }
+    out
 }
 
 fn parse_hhmm(s: &str) -> Option<u32> {
@@ -261,6 +316,49 @@ mod tests {
                         .find(|t| w.is_open_in_all(*t, zones));
                     assert_eq!(found, scan, "{window} in {zones:?} from {at}");
                     at += chrono::Duration::minutes(97);
+                }
+            }
+        }
+    }
+
+    /// Against a minute-by-minute scan, in zones with hour and half-hour
+    /// daylight saving, without it, and across both changes of the year.
+    #[test]
+    fn the_next_opening_in_one_zone_is_the_first_minute_open() {
+        let zones = [
+            chrono_tz::America::New_York,
+            chrono_tz::Australia::Sydney,
+            chrono_tz::Australia::Lord_Howe,
+            chrono_tz::Europe::London,
+            chrono_tz::Asia::Kolkata,
+            chrono_tz::America::Phoenix,
+        ];
+        let weeks = [
+            utc(2026, 3, 5, 0, 7),
+            utc(2026, 4, 2, 0, 7),
+            utc(2026, 10, 1, 0, 7),
+            utc(2026, 10, 29, 0, 7),
+        ];
+        for window in [
+            "09:00-20:00",
+            "21:00-02:00",
+            "02:00-03:00",
+            "01:30-02:15",
+            "00:00-24:00",
+        ] {
+            let w = Window::parse(window).unwrap();
+            for tz in zones {
+                for start in weeks {
+                    let mut at = start;
+                    while at < start + chrono::Duration::days(7) {
+                        let base = at.with_second(0).unwrap();
+                        let scan = std::iter::once(at)
+                            .chain((1..=2 * 1440 + 60).map(|m| base + chrono::Duration::minutes(m)))
+                            .find(|t| w.is_open(*t, tz))
+                            .unwrap_or(at);
+                        assert_eq!(w.next_open(at, tz), scan, "{window} in {tz} from {at}");
+                        at += chrono::Duration::minutes(53);
+                    }
                 }
             }
         }
