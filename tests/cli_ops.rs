@@ -410,6 +410,27 @@ async fn dnc_add_with_no_valid_number_exits_65_and_adds_nothing() {
     assert_eq!(f.scalar("SELECT COUNT(*) || '' FROM dnc").await, "0");
 }
 
+/// A number with a digit too many is refused, not stored next to the
+/// right one where it would match no contact.
+#[tokio::test]
+async fn dnc_add_rejects_a_number_with_trailing_digits() {
+    let f = Fixture::seeded().await;
+    let out = f.run(&["dnc", "add", "+3161234567800", "+31612345678"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(r#""+3161234567800" is not a valid number"#),
+        "{err}"
+    );
+    assert_eq!(
+        f.scalar("SELECT group_concat(phone_number, ' ') FROM dnc")
+            .await,
+        "+31612345678"
+    );
+    let out = f.run(&["dnc", "add", "+14155550101999"]);
+    assert_eq!(out.status.code(), Some(65));
+}
+
 #[tokio::test]
 async fn dnc_import_reports_a_bad_line_by_its_number_and_adds_the_rest() {
     let f = Fixture::seeded().await;

@@ -6,6 +6,8 @@ use std::fmt;
 use phonenumber::country::Id;
 
 pub mod fast;
+#[cfg(test)]
+mod reference;
 pub mod zones;
 
 /// A valid phone number in E.164 form (`+14155552671`).
@@ -69,7 +71,9 @@ impl PhoneNumber {
         let region = if text.starts_with('+') { None } else { region };
         let parsed = phonenumber::parse(region, text)
             .map_err(|_| PhoneError::Unparseable(raw.trim().to_string()))?;
-        if !parsed.is_valid() {
+        // The crate's own `is_valid` accepts a pattern matching a prefix.
+        let national = parsed.national().to_string();
+        if !fast::is_valid_number(parsed.code().value(), &national) {
             return Err(PhoneError::Invalid(raw.trim().to_string()));
         }
         let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();
