@@ -142,6 +142,27 @@ text_enum!(
     }
 );
 
+text_enum!(
+    /// Why a contact is held back instead of dialed (`contacts.hold_reason`):
+    /// set when it is put off or suppressed, cleared when it is dialed. New
+    /// rules add their own reason here; the column has no CHECK.
+    HoldReason, "hold reason" {
+        /// The number is on the do-not-call list (the contact is `suppressed`).
+        Dnc => "dnc",
+        /// The calling window is closed now in some candidate zone.
+        Window => "window",
+        /// The number had `dispatch.max_calls_per_number_per_day` calls in the last 24 h.
+        Cap => "cap",
+        /// Another attempt to the number (any campaign) is still live.
+        LiveAttempt => "live_attempt",
+        /// The campaign, or all dispatching, was paused at the instant of dialing.
+        Paused => "paused",
+        /// The API asked to wait (`Retry-After`, backoff), or the claim waited
+        /// longer than `dispatch.max_claim_wait_secs` for its turn.
+        ServerWait => "server_wait",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +180,9 @@ mod tests {
         }
         for s in CampaignStatus::ALL {
             assert_eq!(s.as_str().parse::<CampaignStatus>().unwrap(), *s);
+        }
+        for s in HoldReason::ALL {
+            assert_eq!(s.as_str().parse::<HoldReason>().unwrap(), *s);
         }
     }
 

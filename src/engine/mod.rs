@@ -42,6 +42,10 @@ pub struct EngineConfig {
     pub retry_min_delay: Duration,
     pub retry_max_delay: Duration,
     pub claim_batch: u32,
+    /// Placed calls to one number in any rolling 24 h, all campaigns; 0 = no cap.
+    pub max_calls_per_number_per_day: u32,
+    /// A claimed attempt not sent within this long is released unsent.
+    pub max_claim_wait: Duration,
     pub page_size: u32,
     pub max_pages_per_poll: u32,
     pub uncertain_grace: Duration,
@@ -65,6 +69,8 @@ impl EngineConfig {
             retry_min_delay: Duration::from_millis(d.retry_min_delay_ms),
             retry_max_delay: Duration::from_secs(d.retry_max_delay_secs),
             claim_batch: d.claim_batch,
+            max_calls_per_number_per_day: d.max_calls_per_number_per_day,
+            max_claim_wait: Duration::from_secs(d.max_claim_wait_secs),
             page_size: r.page_size,
             max_pages_per_poll: r.max_pages_per_poll,
             uncertain_grace: Duration::from_secs(r.uncertain_grace_secs),

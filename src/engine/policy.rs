@@ -1,16 +1,20 @@
-//! The calling policy, checked at claim time right before a request, and the
-//! outcome policy that decides what happens to a contact after a call. Pure
-//! functions: the caller passes the time in.
+//! The calling policy, decided when a contact is claimed and again, on the
+//! database state of that instant, before every try of its request (the
+//! dial-time rule: [`decide_at_dial`] feeds fresh state to the same
+//! [`decide`]); and the outcome policy that decides what happens to a contact
+//! after a call. Pure functions: the caller passes the time in.
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use crate::domain::{CampaignStatus, ContactState, Outcome};
+use crate::domain::{CampaignStatus, ContactState, HoldReason, Outcome};
 use crate::phone::{
     PhoneNumber,
     zones::{possible_zones, zone_for_number},
 };
-use crate::store::{CampaignRules, ClaimDecision, ContactNext, DueContact};
+use crate::store::{CampaignRules, ClaimDecision, ContactNext, DialState, DueContact, Release};
 
 /// The zones a contact's calling window must be open in: its own `timezone`
 /// column, else the zone its number determines, else every zone its area
@@ -75,7 +79,167 @@ pub fn decide(
             )),
         };
     }
+    if let Some(hold) = number_hold(c, rules, now) {
+        return hold;
+    }
     ClaimDecision::Dial { agent_id }
+}
+
+/// How long a contact waits before its number is looked at again when
+/// another campaign's attempt to it is still live.
+pub const LIVE_ATTEMPT_RECHECK: Duration = Duration::from_secs(60);
+
+/// The rules on the number itself, across campaigns: one live attempt per
+/// number, and the per-number cap.
+fn number_hold(c: &DueContact, rules: &CampaignRules, now: DateTime<Utc>) -> Option<ClaimDecision> {
+    if c.live_attempt_elsewhere {
+        return Some(ClaimDecision::Hold {
+            until: crate::clock::plus(now, LIVE_ATTEMPT_RECHECK),
+            reason: HoldReason::LiveAttempt,
+        });
+    }
+    cap_lifts_at(
+        c.calls_last_24h,
+        c.oldest_call_last_24h,
+        rules.max_calls_per_number_per_day,
+        now,
+    )
+    .map(|until| ClaimDecision::Hold {
+        until,
+        reason: HoldReason::Cap,
+    })
+}
+
+/// The per-number cap: `None` when a number with `calls_last_24h` calls in
+/// the rolling 24 h before `now` (the oldest at `oldest`) may be called under
+/// a cap of `cap` calls (0 = no cap); else when the oldest call leaves the
+/// window. A count over the cap (a lower cap after a reload) waits call by
+/// call: each time the oldest leaves, the count is taken again.
+pub fn cap_lifts_at(
+    calls_last_24h: i64,
+    oldest: Option<DateTime<Utc>>,
+    cap: u32,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    if cap == 0 || calls_last_24h < i64::from(cap) {
+        return None;
+    }
+    let day = chrono::Duration::hours(24);
+    // Counted calls are younger than 24 h, so this is later than now; a
+    // missing time (another program's row) waits a whole day.
+    Some(oldest.map_or(now + day, |t| t + day).max(now))
+}
+
+/// The dial-time rule: the claim's policy ([`decide`]) on the state of this
+/// instant, plus what the claim checks in its transaction (campaign active,
+/// dispatching not paused, the attempt still the contact's). `None`: send;
+/// else the attempt ends `not_placed` with the reason and the contact goes
+/// where the [`Release`] says, its attempt not spent.
+pub fn decide_at_dial(
+    s: &DialState,
+    rules: &CampaignRules,
+    campaign_agent: Option<i64>,
+    now: DateTime<Utc>,
+) -> Option<(String, Release)> {
+    if !s.owns_attempt || s.contact_state != ContactState::InProgress.as_str() {
+        let why = format!(
+            "not sent: the contact ({}) no longer owns this attempt",
+            s.contact_state
+        );
+        return Some((why, Release::Untouched));
+    }
+    let paused = |what: String| {
+        Some((
+            format!("not sent: {what}"),
+            Release::HandBack {
+                due: None,
+                reason: HoldReason::Paused,
+            },
+        ))
+    };
+    match s.campaign {
+        CampaignStatus::Active => {}
+        CampaignStatus::Cancelled => {
+            let close = Release::Close {
+                state: ContactState::Cancelled,
+                reason: None,
+            };
+            return Some(("not sent: campaign cancelled".into(), close));
+        }
+        CampaignStatus::Paused | CampaignStatus::Completed => {
+            return paused(format!("campaign {}", s.campaign));
+        }
+    }
+    if let Some(why) = &s.dispatch_paused {
+        return paused(format!("dispatching is paused ({why})"));
+    }
+    let decision = decide(&s.contact, rules, campaign_agent, now);
+    if matches!(decision, ClaimDecision::Dial { .. }) {
+        return None;
+    }
+    Some(refusal(decision, s, rules, now))
+}
+
+/// The reason and the release for a decision other than `Dial`.
+fn refusal(
+    decision: ClaimDecision,
+    s: &DialState,
+    rules: &CampaignRules,
+    now: DateTime<Utc>,
+) -> (String, Release) {
+    let close = |state, reason| Release::Close { state, reason };
+    let back = |until, reason| Release::HandBack {
+        due: Some(until),
+        reason,
+    };
+    let (text, release) = match decision {
+        ClaimDecision::Dial { .. } => ("sendable".to_string(), Release::Untouched),
+        ClaimDecision::Suppress => (
+            format!(
+                "on the DNC list since {}",
+                s.contact.dnc_since.as_deref().unwrap_or("(unknown)")
+            ),
+            close(ContactState::Suppressed, None),
+        ),
+        ClaimDecision::Exhaust => (
+            "no attempts left".into(),
+            close(ContactState::Exhausted, None),
+        ),
+        ClaimDecision::Invalid(reason) => {
+            (reason.clone(), close(ContactState::Invalid, Some(reason)))
+        }
+        ClaimDecision::Defer(until) => {
+            let zones = contact_zones(
+                s.contact.timezone.as_deref(),
+                &s.contact.phone_number,
+                rules.timezone,
+            )
+            .unwrap_or_default();
+            let closed: Vec<&str> = zones
+                .iter()
+                .filter(|z| !rules.window.is_open(now, **z))
+                .map(|z| z.name())
+                .collect();
+            (
+                format!("outside calling hours in {}", closed.join(", ")),
+                back(until, HoldReason::Window),
+            )
+        }
+        ClaimDecision::Hold { until, reason } => {
+            let text = match reason {
+                HoldReason::Cap => format!(
+                    "{} calls to this number in the last 24 h (dispatch.max_calls_per_number_per_day is {}); next allowed at {}",
+                    s.contact.calls_last_24h,
+                    rules.max_calls_per_number_per_day,
+                    crate::clock::to_db_text(until)
+                ),
+                HoldReason::LiveAttempt => "another attempt to this number is still live".into(),
+                other => format!("held back ({other})"),
+            };
+            (text, back(until, reason))
+        }
+    };
+    (format!("not sent: {text}"), release)
 }
 
 /// What becomes of a contact whose attempt (its `attempts`-th placed call)
@@ -123,6 +287,7 @@ mod tests {
             ],
             retry_delays: vec![(Outcome::Busy, 600)],
             region: None,
+            max_calls_per_number_per_day: 3,
         }
     }
 
@@ -136,7 +301,11 @@ mod tests {
             state: "pending".into(),
             attempts,
             on_dnc: false,
+            dnc_since: None,
             problem: None,
+            calls_last_24h: 0,
+            oldest_call_last_24h: None,
+            live_attempt_elsewhere: false,
         }
     }
 

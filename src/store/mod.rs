@@ -7,6 +7,7 @@ mod campaigns;
 mod checkpoint;
 mod contacts;
 mod daemon;
+mod dial;
 mod dnc;
 mod imports;
 mod report;
@@ -47,6 +48,7 @@ pub use campaigns::*;
 pub use checkpoint::Checkpointer;
 pub use contacts::*;
 pub use daemon::*;
+pub use dial::*;
 pub use dnc::*;
 pub use imports::*;
 pub use report::*;
@@ -141,6 +143,7 @@ const OWN_OBJECTS: &[&str] = &[
     "attempts_outstanding",
     "attempts_by_contact",
     "attempts_by_campaign",
+    "attempts_by_number",
 ];
 
 /// The indexes and triggers an operator added to `contacts` or `attempts`
