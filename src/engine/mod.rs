@@ -258,6 +258,11 @@ impl Engine {
             .len()
     }
 
+    /// When the Retry-After gate opens, while a `Retry-After` holds every request.
+    pub fn dispatch_held_until(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.gate.closed_until(self.clock.now())
+    }
+
     /// Dispatch requests in flight now.
     pub fn requests_in_flight(&self) -> usize {
         self.in_flight.in_use()
