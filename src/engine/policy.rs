@@ -453,4 +453,135 @@ mod tests {
             ContactNext::Final(ContactState::Cancelled)
         ));
     }
+
+    #[test]
+    fn the_cap_holds_a_number_until_its_oldest_call_is_a_day_old() {
+        let now = Utc.with_ymd_and_hms(2026, 6, 1, 13, 0, 0).unwrap();
+        let oldest = Utc.with_ymd_and_hms(2026, 6, 1, 9, 30, 0).unwrap();
+        assert_eq!(cap_lifts_at(2, Some(oldest), 3, now), None);
+        assert_eq!(
+            cap_lifts_at(3, Some(oldest), 3, now),
+            Some(Utc.with_ymd_and_hms(2026, 6, 2, 9, 30, 0).unwrap())
+        );
+        assert_eq!(
+            cap_lifts_at(4, Some(oldest), 3, now),
+            cap_lifts_at(3, Some(oldest), 3, now)
+        );
+        assert_eq!(cap_lifts_at(50, Some(oldest), 0, now), None, "0 = no cap");
+        let mut c = contact("+442079460958", None, 0);
+        c.calls_last_24h = 3;
+        c.oldest_call_last_24h = Some(oldest);
+        match decide(&c, &rules("00:00-24:00", "UTC"), Some(1), now) {
+            ClaimDecision::Hold { until, reason } => {
+                assert_eq!(reason, HoldReason::Cap);
+                assert_eq!(until, oldest + chrono::Duration::hours(24));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_number_with_a_live_attempt_elsewhere_is_held_back() {
+        let now = Utc.with_ymd_and_hms(2026, 6, 1, 13, 0, 0).unwrap();
+        let mut c = contact("+442079460958", None, 0);
+        c.live_attempt_elsewhere = true;
+        assert!(matches!(
+            decide(&c, &rules("00:00-24:00", "UTC"), Some(1), now),
+            ClaimDecision::Hold {
+                reason: HoldReason::LiveAttempt,
+                ..
+            }
+        ));
+    }
+
+    fn dial_state(c: DueContact, campaign: CampaignStatus) -> DialState {
+        let text = |t: &str| t.to_string();
+        let row = crate::store::Campaign {
+            id: 1,
+            name: text("c"),
+            agent_id: Some(1),
+            from_number_id: None,
+            status: text(campaign.as_str()),
+            status_reason: None,
+            schedule: text("* * * * *"),
+            timezone: text("UTC"),
+            window_start: text("00:00"),
+            window_end: text("24:00"),
+            max_attempts: 3,
+            retry_delay_secs: 0,
+            retry_outcomes: text("no_answer"),
+            retry_delays: None,
+            region: None,
+            max_live_calls: None,
+            last_sweep_at: None,
+            next_sweep_at: None,
+            created_at: String::new(),
+            updated_at: String::new(),
+        };
+        DialState {
+            contact_state: "in_progress".into(),
+            contact: c,
+            owns_attempt: true,
+            campaign,
+            campaign_row: row,
+            dispatch_paused: None,
+        }
+    }
+
+    /// The dial-time rule gives the reason in words and sends the contact
+    /// where the reason implies.
+    #[test]
+    fn the_dial_time_rule_refuses_with_the_reason_and_the_contacts_next_state() {
+        let now = Utc.with_ymd_and_hms(2026, 7, 1, 3, 0, 0).unwrap();
+        let all_day = rules("00:00-24:00", "UTC");
+        let ok = dial_state(contact("+442079460958", None, 0), CampaignStatus::Active);
+        assert!(decide_at_dial(&ok, &all_day, Some(1), now).is_none());
+
+        let mut dnc = ok.clone();
+        dnc.contact.on_dnc = true;
+        dnc.contact.dnc_since = Some("2026-07-01T02:59:00Z".into());
+        let (why, release) = decide_at_dial(&dnc, &all_day, Some(1), now).unwrap();
+        assert_eq!(why, "not sent: on the DNC list since 2026-07-01T02:59:00Z");
+        assert!(matches!(
+            release,
+            Release::Close {
+                state: ContactState::Suppressed,
+                ..
+            }
+        ));
+
+        let paused = dial_state(contact("+442079460958", None, 0), CampaignStatus::Paused);
+        let (why, release) = decide_at_dial(&paused, &all_day, Some(1), now).unwrap();
+        assert_eq!(why, "not sent: campaign paused");
+        assert_eq!(
+            release,
+            Release::HandBack {
+                due: None,
+                reason: HoldReason::Paused
+            }
+        );
+
+        // 03:00 UTC is 22:00 in Chicago (CDT): outside 09:00-20:00.
+        let chicago = dial_state(
+            contact("+442079460958", Some("America/Chicago"), 0),
+            CampaignStatus::Active,
+        );
+        let (why, release) =
+            decide_at_dial(&chicago, &rules("09:00-20:00", "UTC"), Some(1), now).unwrap();
+        assert_eq!(why, "not sent: outside calling hours in America/Chicago");
+        assert_eq!(
+            release,
+            Release::HandBack {
+                due: Some(Utc.with_ymd_and_hms(2026, 7, 1, 14, 0, 0).unwrap()),
+                reason: HoldReason::Window
+            }
+        );
+
+        let mut gone = ok.clone();
+        gone.owns_attempt = false;
+        assert_eq!(
+            decide_at_dial(&gone, &all_day, Some(1), now).map(|r| r.1),
+            Some(Release::Untouched)
+        );
+    }
 }
