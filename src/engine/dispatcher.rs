@@ -451,15 +451,15 @@ impl Engine {
     /// The dial-time rule for one try of `claim`: the claim's policy on the
     /// database state of this instant. `Ok(None)`: send.
     async fn dial_check(&self, claim: &Claimed) -> anyhow::Result<Option<(String, Release)>> {
-        let now = self.clock.now();
-        let Some(state) = self.store.dial_state(claim.attempt_id, now).await? else {
+        let Some(state) = self.dial_reader.read(claim.attempt_id).await? else {
             return Ok(Some((
                 "not sent: the attempt or its contact is gone".into(),
                 Release::Untouched,
             )));
         };
         let cfg = self.config();
-        let mut rules = match state.campaign_row.rules() {
+        let cap = cfg.max_calls_per_number_per_day;
+        let rules = match self.dial_rules.get(&self.store, &state, cap).await? {
             Ok(rules) => rules,
             Err(reason) => {
                 let release = Release::HandBack {
@@ -469,9 +469,13 @@ impl Engine {
                 return Ok(Some((format!("not sent: {reason}"), release)));
             }
         };
-        rules.max_calls_per_number_per_day = cfg.max_calls_per_number_per_day;
-        let agent = state.campaign_row.agent_id.or(cfg.defaults.agent_id);
-        Ok(policy::decide_at_dial(&state, &rules, agent, now))
+        let agent = Some(claim.agent_id);
+        Ok(policy::decide_at_dial(
+            &state,
+            &rules,
+            agent,
+            self.clock.now(),
+        ))
     }
 
     /// Waits until the Retry-After gate is open and a cell of the rate is

@@ -5,6 +5,7 @@
 //! ([`Engine::tick`], [`Engine::sweep_campaign`], [`Engine::reconcile_once`])
 //! that tests drive directly, and [`crate::daemon`] loops around them.
 
+mod dialcheck;
 mod dispatcher;
 pub mod policy;
 mod reconciler;
@@ -136,6 +137,10 @@ pub struct Engine {
     /// Consecutive rejections per campaign (a bad agent id rejects everything).
     rejections: Mutex<HashMap<i64, u32>>,
     writer: writer::ResultWriter,
+    /// Reads for the dial-time check, batched.
+    dial_reader: dialcheck::DialReader,
+    /// Parsed campaign rules for the dial-time check.
+    dial_rules: dialcheck::RulesCache,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -206,6 +211,8 @@ impl Engine {
         let limiter = Arc::new(cfg.limiter());
         Arc::new(Self {
             writer: writer::ResultWriter::spawn(store.clone()),
+            dial_reader: dialcheck::DialReader::spawn(store.clone(), clock.clone()),
+            dial_rules: dialcheck::RulesCache::default(),
             store,
             client: RwLock::new(client),
             clock,

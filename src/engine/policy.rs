@@ -495,35 +495,13 @@ mod tests {
     }
 
     fn dial_state(c: DueContact, campaign: CampaignStatus) -> DialState {
-        let text = |t: &str| t.to_string();
-        let row = crate::store::Campaign {
-            id: 1,
-            name: text("c"),
-            agent_id: Some(1),
-            from_number_id: None,
-            status: text(campaign.as_str()),
-            status_reason: None,
-            schedule: text("* * * * *"),
-            timezone: text("UTC"),
-            window_start: text("00:00"),
-            window_end: text("24:00"),
-            max_attempts: 3,
-            retry_delay_secs: 0,
-            retry_outcomes: text("no_answer"),
-            retry_delays: None,
-            region: None,
-            max_live_calls: None,
-            last_sweep_at: None,
-            next_sweep_at: None,
-            created_at: String::new(),
-            updated_at: String::new(),
-        };
         DialState {
             contact_state: "in_progress".into(),
             contact: c,
             owns_attempt: true,
+            campaign_id: 1,
             campaign,
-            campaign_row: row,
+            rules_key: String::new(),
             dispatch_paused: None,
         }
     }

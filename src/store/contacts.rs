@@ -102,7 +102,9 @@ impl ClaimDecision {
 /// Rows that one query packed into a JSON array (so they cross from the
 /// SQLite thread as one message, not one each). Read as bytes: text that is
 /// not UTF-8 (another program's bytes) is replaced, not fatal.
-fn parse_rows<T: serde::de::DeserializeOwned>(json: Option<&[u8]>) -> sqlx::Result<Vec<T>> {
+pub(super) fn parse_rows<T: serde::de::DeserializeOwned>(
+    json: Option<&[u8]>,
+) -> sqlx::Result<Vec<T>> {
     match json {
         None => Ok(Vec::new()),
         Some(bytes) => serde_json::from_str(&String::from_utf8_lossy(bytes))
