@@ -322,23 +322,29 @@ impl Engine {
             return Err(not_sent("dispatching is paused (the API refused the key)"));
         }
         let mut shutdown = self.shutdown.clone();
-        tokio::select! {
-            turn = self.turn_before(deadline) => turn?,
-            _ = shutdown.wait_for(|s| *s) => return Err(not_sent("the daemon is stopping")),
-        }
-        match self.dial_check(claim).await {
-            Ok(None) => Ok(()),
-            Ok(Some((error, release))) => {
-                tracing::info!(%error, "refused at the instant of dialing; nothing sent");
-                metrics::counter!("dialerd_dial_time_refusals_total").increment(1);
-                Err(SendResult::Refused { error, release })
+        loop {
+            tokio::select! {
+                turn = self.turn_before(deadline) => turn?,
+                _ = shutdown.wait_for(|s| *s) => return Err(not_sent("the daemon is stopping")),
             }
-            Err(e) => {
-                // Unverified is not allowed: nothing goes out.
-                tracing::error!(error = %e, "the dial-time check cannot read the database; not sent");
-                Err(not_sent(&format!(
-                    "the dial-time check could not read the database ({e})"
-                )))
+            match self.dial_check(claim).await {
+                Ok(None) => {}
+                Ok(Some((error, release))) => {
+                    tracing::info!(%error, "refused at the instant of dialing; nothing sent");
+                    metrics::counter!("dialerd_dial_time_refusals_total").increment(1);
+                    return Err(SendResult::Refused { error, release });
+                }
+                Err(e) => {
+                    // Unverified is not allowed: nothing goes out.
+                    tracing::error!(error = %e, "the dial-time check cannot read the database; not sent");
+                    let why = format!("the dial-time check could not read the database ({e})");
+                    return Err(not_sent(&why));
+                }
+            }
+            // A 429 that arrived during the check closed the gate again:
+            // wait for it (and check again) rather than send into it.
+            if self.gate.closed_until(self.clock.now()).is_none() {
+                return Ok(());
             }
         }
     }
