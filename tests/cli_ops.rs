@@ -220,8 +220,7 @@ async fn status_counts_contacts_held_back_and_why() {
     );
     let spring_held = out
         .lines()
-        .filter(|l| l.starts_with("spring"))
-        .last()
+        .rfind(|l| l.starts_with("spring"))
         .unwrap()
         .split_whitespace()
         .collect::<Vec<_>>();
