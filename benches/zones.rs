@@ -49,6 +49,7 @@ fn main() {
         retry_outcomes: vec![],
         retry_delays: vec![],
         region: None,
+        max_calls_per_number_per_day: 3,
     };
     let compliance = Compliance::default();
     let now = Utc
@@ -73,7 +74,11 @@ fn main() {
                 state: "pending".into(),
                 attempts: 0,
                 on_dnc: false,
+                dnc_since: None,
                 problem: None,
+                calls_last_24h: 0,
+                oldest_call_last_24h: None,
+                live_attempt_elsewhere: false,
             })
             .collect();
         let t = Instant::now();

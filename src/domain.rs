@@ -142,6 +142,33 @@ text_enum!(
     }
 );
 
+text_enum!(
+    /// Why a contact is held back instead of dialed (`contacts.hold_reason`):
+    /// set when it is put off or suppressed, cleared when it is dialed. New
+    /// rules add their own reason here; the column has no CHECK.
+    HoldReason, "hold reason" {
+        /// The number is on the do-not-call list (the contact is `suppressed`).
+        Dnc => "dnc",
+        /// The campaign's calling window is closed now in some candidate zone.
+        Window => "window",
+        /// `compliance.quiet_hours` is closed now in some candidate zone.
+        QuietHours => "quiet_hours",
+        /// The window of the callee's state or province (`compliance.regions`)
+        /// is closed now in some candidate zone.
+        Region => "region",
+        /// The number had its limit of calls in the last 24 h
+        /// (`dispatch.max_calls_per_number_per_day`, or its region's).
+        Cap => "cap",
+        /// Another attempt to the number (any campaign) is still live.
+        LiveAttempt => "live_attempt",
+        /// The campaign, or all dispatching, was paused at the instant of dialing.
+        Paused => "paused",
+        /// The API asked to wait (`Retry-After`, backoff), or the claim waited
+        /// longer than `dispatch.max_claim_wait_secs` for its turn.
+        ServerWait => "server_wait",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +186,9 @@ mod tests {
         }
         for s in CampaignStatus::ALL {
             assert_eq!(s.as_str().parse::<CampaignStatus>().unwrap(), *s);
+        }
+        for s in HoldReason::ALL {
+            assert_eq!(s.as_str().parse::<HoldReason>().unwrap(), *s);
         }
     }
 

@@ -186,6 +186,47 @@ async fn status_prints_a_row_per_campaign_and_a_totals_line() {
     );
 }
 
+/// An operator sees why a campaign is not moving: contacts held back per
+/// reason, in `status`, its JSON and the `campaign_progress` view.
+#[tokio::test]
+async fn status_counts_contacts_held_back_and_why() {
+    let f = Fixture::seeded().await;
+    f.exec(
+        "UPDATE contacts SET hold_reason = 'cap' WHERE id = 1; \
+         UPDATE contacts SET hold_reason = 'window' WHERE id = 5; \
+         UPDATE contacts SET hold_reason = 'live_attempt' WHERE id = 9; \
+         UPDATE contacts SET state = 'suppressed', hold_reason = 'dnc' WHERE id = 2; \
+         UPDATE contacts SET hold_reason = 'window' WHERE id = 4",
+    )
+    .await;
+    let status: Value = serde_json::from_str(&f.ok(&["status", "--json"])).unwrap();
+    let spring = campaign(&status, "spring");
+    for (col, n) in [
+        ("held", 3),
+        ("held_dnc", 1),
+        ("held_window", 1),
+        ("held_cap", 1),
+        ("held_live_attempt", 0),
+    ] {
+        assert_eq!(spring[col], n, "{col} in {spring}");
+    }
+    assert_eq!(campaign(&status, "autumn")["held_live_attempt"], 1);
+    let out = f.ok(&["status"]);
+    assert!(
+        out.contains("HELD BACK")
+            && out.contains("PER-NUMBER CAP")
+            && out.contains("LIVE ATTEMPT ELSEWHERE"),
+        "{out}"
+    );
+    let spring_held = out
+        .lines()
+        .rfind(|l| l.starts_with("spring"))
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>();
+    assert_eq!(spring_held[2..], ["3", "1", "1", "1", "0"], "{out}");
+}
+
 #[tokio::test]
 async fn status_says_running_only_while_the_heartbeat_is_recent() {
     let f = Fixture::seeded().await;
@@ -408,6 +449,27 @@ async fn dnc_add_with_no_valid_number_exits_65_and_adds_nothing() {
         "{err}"
     );
     assert_eq!(f.scalar("SELECT COUNT(*) || '' FROM dnc").await, "0");
+}
+
+/// A number with a digit too many is refused, not stored next to the
+/// right one where it would match no contact.
+#[tokio::test]
+async fn dnc_add_rejects_a_number_with_trailing_digits() {
+    let f = Fixture::seeded().await;
+    let out = f.run(&["dnc", "add", "+3161234567800", "+31612345678"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(r#""+3161234567800" is not a valid number"#),
+        "{err}"
+    );
+    assert_eq!(
+        f.scalar("SELECT group_concat(phone_number, ' ') FROM dnc")
+            .await,
+        "+31612345678"
+    );
+    let out = f.run(&["dnc", "add", "+14155550101999"]);
+    assert_eq!(out.status.code(), Some(65));
 }
 
 #[tokio::test]

@@ -840,3 +840,33 @@ async fn the_import_report_counts_where_each_rows_zones_come_from() {
         "{text}"
     );
 }
+
+/// A pattern of the numbering plan must match the whole national number:
+/// `+3161234567800` (two digits too many) is no Dutch mobile, and a
+/// number with a digit too many must never slip past a DNC entry.
+#[tokio::test]
+async fn numbers_with_trailing_digits_are_rejected_with_their_line() {
+    let e = env().await;
+    let r = e
+        .import(
+            "t.csv",
+            "phone\n+31612345678\n+3161234567800\n+4420794609580\n+1415555267100\n",
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.counts.imported, r.counts.rejected), (1, 3));
+    assert_eq!(e.numbers().await, vec!["+31612345678"]);
+    let rejects: Vec<(i64, String)> =
+        sqlx::query_as("SELECT line, reason FROM import_rejects ORDER BY line")
+            .fetch_all(e.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        rejects.iter().map(|(l, _)| *l).collect::<Vec<_>>(),
+        vec![3, 4, 5]
+    );
+    assert!(
+        rejects[0].1.contains("+3161234567800") && rejects[0].1.contains("not a valid number"),
+        "{rejects:?}"
+    );
+}

@@ -163,6 +163,7 @@ mod calling_hours {
             retry_outcomes: vec![],
             retry_delays: vec![],
             region: None,
+            max_calls_per_number_per_day: 3,
         }
     }
 
@@ -176,7 +177,11 @@ mod calling_hours {
             state: "pending".into(),
             attempts: 0,
             on_dnc: false,
+            dnc_since: None,
             problem: None,
+            calls_last_24h: 0,
+            oldest_call_last_24h: None,
+            live_attempt_elsewhere: false,
         }
     }
 
@@ -245,7 +250,7 @@ mod calling_hours {
                                     );
                                 }
                             }
-                            ClaimDecision::Defer(at) => {
+                            ClaimDecision::Defer(at) | ClaimDecision::Hold { until: at, .. } => {
                                 deferred += 1;
                                 assert!(at > now, "{number} at {now}: deferred to {at}");
                                 let before = at - Duration::minutes(1);
@@ -281,7 +286,10 @@ mod calling_hours {
         let at = |h, m| Utc.with_ymd_and_hms(2026, 3, 29, h, m, 0).unwrap();
         // 29 March 2026: London moves to BST at 01:00 UTC.
         match decide(&london, &r, &Compliance::default(), Some(7), at(3, 0)) {
-            ClaimDecision::Defer(t) => assert_eq!(t, at(7, 0), "08:00 BST"),
+            ClaimDecision::Hold { until, reason } => {
+                assert_eq!(until, at(7, 0), "08:00 BST");
+                assert_eq!(reason, dialerd::domain::HoldReason::QuietHours);
+            }
             other => panic!("{other:?}"),
         }
         assert!(matches!(

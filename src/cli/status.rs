@@ -1,5 +1,6 @@
 //! `dialerd status [--json]`: every campaign's progress from the
-//! `campaign_progress` view, whether a daemon is running (from its heartbeat)
+//! `campaign_progress` view (contacts per state, calls per outcome, contacts
+//! held back and why), whether a daemon is running (from its heartbeat)
 //! and whether dispatching is paused for everyone. Also home of the small
 //! text-table helper the other report commands share.
 
@@ -36,6 +37,19 @@ const CALL_COLUMNS: &[(&str, &str)] = &[
     ("outcome_unknown", "UNKNOWN"),
     ("uncertain", "UNCERTAIN"),
     ("awaiting_outcome", "AWAITING OUTCOME"),
+];
+
+/// Contacts held back and why, third table: (view column, heading). The
+/// DNC count is the suppressed contacts; the others wait (pending or
+/// retry_wait) with that `hold_reason`.
+const HELD_COLUMNS: &[(&str, &str)] = &[
+    ("held", "HELD BACK"),
+    ("held_dnc", "DNC"),
+    ("held_window", "OUTSIDE WINDOW"),
+    ("held_quiet_hours", "QUIET HOURS"),
+    ("held_region", "REGION HOURS"),
+    ("held_cap", "PER-NUMBER CAP"),
+    ("held_live_attempt", "LIVE ATTEMPT ELSEWHERE"),
 ];
 
 /// Prints the progress of every campaign, the daemon's state and any global
@@ -86,6 +100,11 @@ pub async fn run(store: &Store, settings: &Settings, json: bool) -> Result<(), C
     print!(
         "{}",
         progress_table(&campaigns, CALL_COLUMNS, Some("total_cost")).render()
+    );
+    println!();
+    print!(
+        "{}",
+        progress_table(&campaigns, HELD_COLUMNS, None).render()
     );
     Ok(())
 }

@@ -284,7 +284,8 @@ fn validate_numbers(raw: &RawConfig) -> Result<(), ConfigError> {
             "must be a number above 0 and at most 10000",
         ));
     }
-    let positive: [(&str, u64); 9] = [
+    let positive: [(&str, u64); 10] = [
+        ("dispatch.max_claim_wait_secs", d.max_claim_wait_secs),
         ("dispatch.burst", d.burst.into()),
         ("dispatch.max_in_flight", d.max_in_flight.into()),
         ("dispatch.retry_max_tries", d.retry_max_tries.into()),

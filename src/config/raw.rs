@@ -66,6 +66,10 @@ pub struct RawDispatch {
     pub retry_min_delay_ms: u64,
     pub retry_max_delay_secs: u64,
     pub claim_batch: u32,
+    /// Placed calls to one number in any rolling 24 h, all campaigns together; 0 = no cap.
+    pub max_calls_per_number_per_day: u32,
+    /// A claimed attempt not sent within this many seconds is released unsent.
+    pub max_claim_wait_secs: u64,
 }
 
 impl Default for RawDispatch {
@@ -79,6 +83,8 @@ impl Default for RawDispatch {
             retry_min_delay_ms: 500,
             retry_max_delay_secs: 60,
             claim_batch: 256,
+            max_calls_per_number_per_day: 3,
+            max_claim_wait_secs: 5,
         }
     }
 }

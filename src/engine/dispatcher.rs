@@ -13,9 +13,11 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::{Engine, policy, retry};
-use crate::domain::CampaignStatus;
+use chrono::{DateTime, Utc};
+
+use crate::domain::{CampaignStatus, HoldReason};
 use crate::provider::{DispatchRequest, ErrorKind, ProviderError};
-use crate::store::{AttemptResult, Campaign, ClaimDecision, Claimed, SendResult};
+use crate::store::{AttemptResult, Campaign, ClaimDecision, Claimed, Release, SendResult};
 
 /// What one sweep did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -32,6 +34,9 @@ pub struct SweepReport {
     pub deferred: u64,
     /// Contacts found on the do-not-call list.
     pub suppressed: u64,
+    /// Of the attempts dispatched, those the dial-time check refused or
+    /// released unsent (also counted in `failed`).
+    pub refused: u64,
 }
 
 /// Consecutive rejections after which a campaign is paused: a wrong agent id
@@ -53,10 +58,11 @@ impl Engine {
     /// request it sent has its result recorded.
     pub async fn sweep_campaign(self: &Arc<Self>, c: &Campaign) -> anyhow::Result<SweepReport> {
         let mut report = SweepReport::default();
-        let Some(rules) = self.rules_or_pause(c).await? else {
+        let Some(mut rules) = self.rules_or_pause(c).await? else {
             return Ok(report);
         };
         let cfg = self.config();
+        rules.max_calls_per_number_per_day = cfg.max_calls_per_number_per_day;
         let agent = c.agent_id.or(cfg.defaults.agent_id);
         if agent.is_none() {
             let reason = "no agent_id: set the campaign's agent_id (or campaign_defaults.agent_id), then resume it";
@@ -76,10 +82,16 @@ impl Engine {
             if self.stopping() || self.auth_paused.load(Ordering::SeqCst) {
                 break;
             }
+            if self.gate_closed_past_claim_wait() {
+                // Nothing claimed now could be sent in time: leave the
+                // contacts due; a sweep after the gate opens takes them.
+                break;
+            }
             let Some(permits) = self.take_permits(c).await? else {
                 break;
             };
             let now = self.clock.now();
+            let deadline = after(now, self.config().max_claim_wait);
             let mut dial_slots = permits.len();
             let round = self
                 .store
@@ -115,7 +127,7 @@ impl Engine {
                 let from = c.from_number_id;
                 let span = tracing::info_span!("attempt", campaign = %c.name, contact = claim.contact_id, attempt = claim.attempt_id);
                 tasks.spawn(
-                    async move { engine.send_and_record(claim, from, permit).await }
+                    async move { engine.send_and_record(claim, from, permit, deadline).await }
                         .instrument(span),
                 );
             }
@@ -169,32 +181,41 @@ impl Engine {
         Ok(Some(permits))
     }
 
+    /// Sends one claimed attempt (unless it must be released) and records
+    /// the result. `deadline`: the claim is released unsent if it has not
+    /// been sent by then.
     async fn send_and_record(
         self: Arc<Self>,
         claim: Claimed,
         from_number_id: Option<i64>,
         permit: OwnedSemaphorePermit,
+        deadline: DateTime<Utc>,
     ) -> SendResult {
         let mut shutdown = self.shutdown.clone();
         let slot = tokio::select! {
-            slot = self.in_flight.sem().acquire_owned() => slot.ok(),
-            _ = shutdown.wait_for(|s| *s) => None,
+            biased;
+            _ = shutdown.wait_for(|s| *s) => Err(SendResult::NotSent {
+                error: "not sent: the daemon is stopping".into(),
+                retry_at: self.clock.now(),
+            }),
+            _ = self.clock.sleep_until(deadline) => Err(self.release(
+                "no request slot came free",
+                after(self.clock.now(), self.config().max_claim_wait),
+            )),
+            slot = self.in_flight.sem().acquire_owned() => slot.map_err(|_| SendResult::NotSent {
+                error: "not sent: the daemon is stopping".into(),
+                retry_at: self.clock.now(),
+            }),
         };
         let (result, tries) = match slot {
-            Some(slot) => {
+            Ok(slot) => {
                 metrics::gauge!("dialerd_attempts_in_flight").increment(1.0);
-                let sent = self.send(&claim, from_number_id).await;
+                let sent = self.send(&claim, from_number_id, deadline).await;
                 metrics::gauge!("dialerd_attempts_in_flight").decrement(1.0);
                 drop(slot);
                 sent
             }
-            None => (
-                SendResult::NotSent {
-                    error: "not sent: the daemon is stopping".into(),
-                    retry_at: self.clock.now(),
-                },
-                0,
-            ),
+            Err(unsent) => (unsent, 0),
         };
         drop(permit);
         metrics::counter!("dialerd_dispatches_total", "result" => result_label(&result))
@@ -217,8 +238,16 @@ impl Engine {
         result
     }
 
-    /// Sends one attempt's request, retrying safe failures inside the attempt.
-    async fn send(&self, claim: &Claimed, from_number_id: Option<i64>) -> (SendResult, u32) {
+    /// Sends one attempt's request, retrying safe failures inside the
+    /// attempt. Before every try: the Retry-After gate and the rate, then the
+    /// dial-time check on the database as it is at that instant; a try that
+    /// cannot go out by `deadline` is not made, and the claim is released.
+    async fn send(
+        &self,
+        claim: &Claimed,
+        from_number_id: Option<i64>,
+        deadline: DateTime<Utc>,
+    ) -> (SendResult, u32) {
         let cfg = self.config();
         let req = DispatchRequest {
             agent_id: claim.agent_id,
@@ -241,23 +270,8 @@ impl Engine {
             claim.to_number.trim_start_matches('+')
         );
         loop {
-            // Before each try: still allowed to send? Then the Retry-After gate and the rate.
-            let not_sent = |why: String| SendResult::NotSent {
-                error: why,
-                retry_at: self.clock.now(),
-            };
-            if self.stopping() {
-                return (not_sent("not sent: the daemon is stopping".into()), tries);
-            }
-            if self.auth_paused.load(Ordering::SeqCst) {
-                return (
-                    not_sent("not sent: dispatching is paused (the API refused the key)".into()),
-                    tries,
-                );
-            }
-            tokio::select! {
-                _ = self.wait_for_turn() => {}
-                _ = shutdown.wait_for(|s| *s) => return (not_sent("not sent: the daemon is stopping".into()), tries),
+            if let Err(unsent) = self.ready_to_try(claim, deadline).await {
+                return (unsent, tries);
             }
             tries += 1;
             let err = match self.client().dispatch_with_key(&req, Some(&key)).await {
@@ -273,72 +287,202 @@ impl Engine {
                 }
                 Err(e) => e,
             };
-            match err.kind() {
-                ErrorKind::Ambiguous => {
-                    tracing::warn!(error = %err, "dispatch outcome uncertain; left to the reconciler, never retried blindly");
-                    return (
-                        SendResult::Uncertain {
-                            error: err.to_string(),
-                        },
-                        tries,
-                    );
-                }
-                ErrorKind::Permanent => {
-                    tracing::warn!(error = %err, "dispatch rejected");
-                    return (
-                        SendResult::Rejected {
-                            error: err.to_string(),
-                        },
-                        tries,
-                    );
-                }
-                ErrorKind::Unauthorized => {
-                    self.pause_for_auth(&err).await;
-                    return (
-                        SendResult::Unauthorized {
-                            error: err.to_string(),
-                        },
-                        tries,
-                    );
-                }
-                ErrorKind::Retryable | ErrorKind::RateLimited => {}
-            }
-            let now = self.clock.now();
-            // A Retry-After is honoured for every worker, up to a day.
-            let retry_after = err.retry_after().map(|ra| ra.min(MAX_RETRY_AFTER));
-            if let Some(ra) = retry_after {
-                self.gate.hold_until(after(now, ra));
-            }
-            if let Some(ra) = retry_after.filter(|ra| *ra > cfg.retry_max_delay) {
-                // Longer than this attempt may wait: hand the contact back, due
-                // when the server allows, rather than hold a slot that long.
-                tracing::warn!(error = %err, ?ra, "the API asked to wait longer than dispatch.retry_max_delay_secs; not sent");
-                return (
-                    SendResult::NotSent {
-                        error: format!("not sent: {err}"),
-                        retry_at: after(now, ra),
-                    },
-                    tries,
-                );
-            }
-            let Some(backoff) = delays.next() else {
-                tracing::warn!(error = %err, tries, "dispatch not sent after every safe retry");
-                let retry_at = after(now, cfg.retry_max_delay);
-                return (
-                    SendResult::NotSent {
-                        error: format!("not sent after {tries} tries: {err}"),
-                        retry_at,
-                    },
-                    tries,
-                );
+            let wait = match self.after_failure(&err, &mut delays, tries, deadline).await {
+                Ok(wait) => wait,
+                Err(result) => return (result, tries),
             };
-            let wait = backoff.max(retry_after.unwrap_or(Duration::ZERO));
             tracing::debug!(error = %err, ?wait, tries, "safe to retry; waiting");
             tokio::select! {
                 _ = self.clock.sleep(wait) => {}
-                _ = shutdown.wait_for(|s| *s) => return (not_sent(format!("not sent: the daemon is stopping (last try: {err})")), tries),
+                _ = shutdown.wait_for(|s| *s) => return (SendResult::NotSent {
+                    error: format!("not sent: the daemon is stopping (last try: {err})"),
+                    retry_at: self.clock.now(),
+                }, tries),
             }
         }
+    }
+
+    /// Whether the next try may go out now: the daemon not stopping, the
+    /// API key not refused, the Retry-After gate and the rate passed before
+    /// `deadline`, and the dial-time check passed on the database as it is
+    /// now. `Err`: what to record instead, nothing sent.
+    async fn ready_to_try(
+        &self,
+        claim: &Claimed,
+        deadline: DateTime<Utc>,
+    ) -> Result<(), SendResult> {
+        let not_sent = |why: &str| SendResult::NotSent {
+            error: format!("not sent: {why}"),
+            retry_at: self.clock.now(),
+        };
+        if self.stopping() {
+            return Err(not_sent("the daemon is stopping"));
+        }
+        if self.auth_paused.load(Ordering::SeqCst) {
+            return Err(not_sent("dispatching is paused (the API refused the key)"));
+        }
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            tokio::select! {
+                turn = self.turn_before(deadline) => turn?,
+                _ = shutdown.wait_for(|s| *s) => return Err(not_sent("the daemon is stopping")),
+            }
+            match self.dial_check(claim).await {
+                Ok(None) => {}
+                Ok(Some((error, release))) => {
+                    tracing::info!(%error, "refused at the instant of dialing; nothing sent");
+                    metrics::counter!("dialerd_dial_time_refusals_total").increment(1);
+                    return Err(SendResult::Refused { error, release });
+                }
+                Err(e) => {
+                    // Unverified is not allowed: nothing goes out.
+                    tracing::error!(error = %e, "the dial-time check cannot read the database; not sent");
+                    let why = format!("the dial-time check could not read the database ({e})");
+                    return Err(not_sent(&why));
+                }
+            }
+            // A 429 that arrived during the check closed the gate again:
+            // wait for it (and check again) rather than send into it.
+            if self.gate.closed_until(self.clock.now()).is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// What follows a failed try: `Ok(wait)` before the next try, or
+    /// `Err(result)` to record (a definite answer, an ambiguous one, or a
+    /// safe failure whose next try could not go out by `deadline`).
+    async fn after_failure(
+        &self,
+        err: &ProviderError,
+        delays: &mut impl Iterator<Item = Duration>,
+        tries: u32,
+        deadline: DateTime<Utc>,
+    ) -> Result<Duration, SendResult> {
+        match err.kind() {
+            ErrorKind::Ambiguous => {
+                tracing::warn!(error = %err, "dispatch outcome uncertain; left to the reconciler, never retried blindly");
+                return Err(SendResult::Uncertain {
+                    error: err.to_string(),
+                });
+            }
+            ErrorKind::Permanent => {
+                tracing::warn!(error = %err, "dispatch rejected");
+                return Err(SendResult::Rejected {
+                    error: err.to_string(),
+                });
+            }
+            ErrorKind::Unauthorized => {
+                self.pause_for_auth(err).await;
+                return Err(SendResult::Unauthorized {
+                    error: err.to_string(),
+                });
+            }
+            ErrorKind::Retryable | ErrorKind::RateLimited => {}
+        }
+        let now = self.clock.now();
+        // A Retry-After is honoured for every worker, up to a day.
+        let retry_after = err.retry_after().map(|ra| ra.min(MAX_RETRY_AFTER));
+        if let Some(ra) = retry_after {
+            self.gate.hold_until(after(now, ra));
+        }
+        let Some(backoff) = delays.next() else {
+            tracing::warn!(error = %err, tries, "dispatch not sent after every safe retry");
+            return Err(SendResult::NotSent {
+                error: format!("not sent after {tries} tries: {err}"),
+                retry_at: after(now, self.config().retry_max_delay),
+            });
+        };
+        let wait = backoff.max(retry_after.unwrap_or(Duration::ZERO));
+        let next_try = after(now, wait);
+        if next_try > deadline {
+            // Longer than a claim may wait: hand the contact back, due when
+            // the server allows, rather than hold the claim that long.
+            tracing::warn!(error = %err, ?wait, "the next try could not go out within dispatch.max_claim_wait_secs; released");
+            return Err(self.release(
+                &format!(
+                    "{err}; the next try would wait {}s",
+                    wait.as_secs_f64().ceil()
+                ),
+                next_try,
+            ));
+        }
+        Ok(wait)
+    }
+
+    /// Waits for the Retry-After gate and a cell of the rate, but not past
+    /// `deadline`. `Err`: the claim is released instead, due when the gate
+    /// opens (at once when the gate is open but the wait ran out).
+    async fn turn_before(&self, deadline: DateTime<Utc>) -> Result<(), SendResult> {
+        let now = self.clock.now();
+        if let Some(open) = self.gate.closed_until(now).filter(|t| *t > deadline) {
+            return Err(self.release("the API asked to wait (Retry-After)", open));
+        }
+        tokio::select! {
+            biased;
+            _ = self.clock.sleep_until(deadline) => {
+                let now = self.clock.now();
+                let due = self.gate.closed_until(now).unwrap_or(now);
+                Err(self.release("held by the rate limit or the Retry-After gate", due))
+            }
+            _ = self.wait_for_turn() => Ok(()),
+        }
+    }
+
+    /// Whether the Retry-After gate stays closed longer than a claim may
+    /// wait, so that nothing claimed now could be sent in time.
+    fn gate_closed_past_claim_wait(&self) -> bool {
+        let now = self.clock.now();
+        self.gate
+            .closed_until(now)
+            .is_some_and(|open| open > after(now, self.config().max_claim_wait))
+    }
+
+    /// A claim released unsent: the attempt ends `not_placed`, the contact
+    /// is due again at `due`, its attempt not spent.
+    fn release(&self, why: &str, due: DateTime<Utc>) -> SendResult {
+        let wait = self.config().max_claim_wait.as_secs();
+        SendResult::Refused {
+            error: format!(
+                "not sent within dispatch.max_claim_wait_secs ({wait}s) of the claim: {why}; due again at {}",
+                crate::clock::to_db_text(due)
+            ),
+            release: Release::HandBack {
+                due: Some(due),
+                reason: HoldReason::ServerWait,
+            },
+        }
+    }
+
+    /// The dial-time rule for one try of `claim`: the claim's policy on the
+    /// database state of this instant. `Ok(None)`: send.
+    async fn dial_check(&self, claim: &Claimed) -> anyhow::Result<Option<(String, Release)>> {
+        let Some(state) = self.dial_reader.read(claim.attempt_id).await? else {
+            return Ok(Some((
+                "not sent: the attempt or its contact is gone".into(),
+                Release::Untouched,
+            )));
+        };
+        let cfg = self.config();
+        let cap = cfg.max_calls_per_number_per_day;
+        let rules = match self.dial_rules.get(&self.store, &state, cap).await? {
+            Ok(rules) => rules,
+            Err(reason) => {
+                let release = Release::HandBack {
+                    due: None,
+                    reason: HoldReason::Paused,
+                };
+                return Ok(Some((format!("not sent: {reason}"), release)));
+            }
+        };
+        let agent = Some(claim.agent_id);
+        Ok(policy::decide_at_dial(
+            &state,
+            &rules,
+            &cfg.compliance,
+            agent,
+            self.clock.now(),
+        ))
     }
 
     /// Waits until the Retry-After gate is open and a cell of the rate is
@@ -479,6 +623,7 @@ fn result_label(r: &SendResult) -> &'static str {
         SendResult::Rejected { .. } => "rejected",
         SendResult::Unauthorized { .. } => "unauthorized",
         SendResult::NotSent { .. } => "not_sent",
+        SendResult::Refused { .. } => "refused",
     }
 }
 
@@ -487,6 +632,10 @@ fn tally(report: &mut SweepReport, done: Result<SendResult, tokio::task::JoinErr
     match done {
         Ok(SendResult::Accepted { .. }) => report.accepted += 1,
         Ok(SendResult::Uncertain { .. }) => report.uncertain += 1,
+        Ok(SendResult::Refused { .. }) => {
+            report.refused += 1;
+            report.failed += 1;
+        }
         Ok(_) => report.failed += 1,
         Err(e) => {
             // A panicking send leaves its attempt `sending`: recovered as uncertain.

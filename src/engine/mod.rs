@@ -5,6 +5,7 @@
 //! ([`Engine::tick`], [`Engine::sweep_campaign`], [`Engine::reconcile_once`])
 //! that tests drive directly, and [`crate::daemon`] loops around them.
 
+mod dialcheck;
 mod dispatcher;
 pub mod policy;
 mod reconciler;
@@ -42,6 +43,10 @@ pub struct EngineConfig {
     pub retry_min_delay: Duration,
     pub retry_max_delay: Duration,
     pub claim_batch: u32,
+    /// Placed calls to one number in any rolling 24 h, all campaigns; 0 = no cap.
+    pub max_calls_per_number_per_day: u32,
+    /// A claimed attempt not sent within this long is released unsent.
+    pub max_claim_wait: Duration,
     pub page_size: u32,
     pub max_pages_per_poll: u32,
     pub uncertain_grace: Duration,
@@ -67,6 +72,8 @@ impl EngineConfig {
             retry_min_delay: Duration::from_millis(d.retry_min_delay_ms),
             retry_max_delay: Duration::from_secs(d.retry_max_delay_secs),
             claim_batch: d.claim_batch,
+            max_calls_per_number_per_day: d.max_calls_per_number_per_day,
+            max_claim_wait: Duration::from_secs(d.max_claim_wait_secs),
             page_size: r.page_size,
             max_pages_per_poll: r.max_pages_per_poll,
             uncertain_grace: Duration::from_secs(r.uncertain_grace_secs),
@@ -133,6 +140,10 @@ pub struct Engine {
     /// Consecutive rejections per campaign (a bad agent id rejects everything).
     rejections: Mutex<HashMap<i64, u32>>,
     writer: writer::ResultWriter,
+    /// Reads for the dial-time check, batched.
+    dial_reader: dialcheck::DialReader,
+    /// Parsed campaign rules for the dial-time check.
+    dial_rules: dialcheck::RulesCache,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -203,6 +214,8 @@ impl Engine {
         let limiter = Arc::new(cfg.limiter());
         Arc::new(Self {
             writer: writer::ResultWriter::spawn(store.clone()),
+            dial_reader: dialcheck::DialReader::spawn(store.clone(), clock.clone()),
+            dial_rules: dialcheck::RulesCache::default(),
             store,
             client: RwLock::new(client),
             clock,
@@ -253,6 +266,11 @@ impl Engine {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .len()
+    }
+
+    /// When the Retry-After gate opens, while a `Retry-After` holds every request.
+    pub fn dispatch_held_until(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.gate.closed_until(self.clock.now())
     }
 
     /// Dispatch requests in flight now.

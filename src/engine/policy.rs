@@ -1,24 +1,31 @@
-//! The calling policy, checked at claim time right before a request, and the
-//! outcome policy that decides what happens to a contact after a call. Pure
-//! functions: the caller passes the time and the compliance rules in.
+//! The calling policy, decided when a contact is claimed and again, on the
+//! database state of that instant, before every try of its request (the
+//! dial-time rule: [`decide_at_dial`] feeds fresh state to the same
+//! [`decide`]); and the outcome policy that decides what happens to a contact
+//! after a call. Pure functions: the caller passes the time and the
+//! compliance rules in.
 //!
 //! Calling hours are several rules at once, each callee-local and each open
 //! in every candidate zone of the contact: the campaign's window, the
 //! quiet-hours floor (`compliance.quiet_hours`) and the window of the
 //! callee's state or province (`compliance.regions`). [`check_hours`] says
 //! which one closed, in which zone, so callers can record and explain it.
+//! On top of the hours, the number itself: one live attempt per number and
+//! a cap of calls per rolling 24 h (the stricter of
+//! `dispatch.max_calls_per_number_per_day` and the region's limit).
 
 use std::fmt;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::calendar::Window;
 use crate::config::Compliance;
-use crate::domain::{CampaignStatus, ContactState, Outcome};
+use crate::domain::{CampaignStatus, ContactState, HoldReason, Outcome};
 use crate::phone::regions::{RegionCode, region_of};
 use crate::phone::zones::{Candidates, candidate_zones};
-use crate::store::{CampaignRules, ClaimDecision, ContactNext, DueContact};
+use crate::store::{CampaignRules, ClaimDecision, ContactNext, DialState, DueContact, Release};
 
 /// The zones a contact's calling hours must be open in, and their source:
 /// its `timezone` column, else what the zone map says of its number, else
@@ -214,15 +221,32 @@ pub fn decide(
     };
     let hours = hours_rules(rules.window, compliance, &c.phone_number);
     match check_hours(&hours, zones.zones(), now) {
-        Ok(()) => ClaimDecision::Dial { agent_id },
+        Ok(()) => {}
         Err(Closed {
             next_open: Some(at),
+            rule,
             ..
-        }) => ClaimDecision::Defer(at),
+        }) => {
+            return match rule {
+                HoursRule::CampaignWindow => ClaimDecision::Defer(at),
+                HoursRule::QuietHours => ClaimDecision::Hold {
+                    until: at,
+                    reason: HoldReason::QuietHours,
+                },
+                HoursRule::Region(_) => ClaimDecision::Hold {
+                    until: at,
+                    reason: HoldReason::Region,
+                },
+            };
+        }
         Err(Closed {
             next_open: None, ..
-        }) => ClaimDecision::Invalid(never_open(&hours, &zones)),
+        }) => return ClaimDecision::Invalid(never_open(&hours, &zones)),
     }
+    if let Some(hold) = number_hold(c, rules, compliance, now) {
+        return hold;
+    }
+    ClaimDecision::Dial { agent_id }
 }
 
 /// Why a contact can never be called: its rules never open in all its zones at once.
@@ -243,6 +267,189 @@ pub fn never_open(hours: &[(HoursRule, Window)], zones: &Candidates) -> String {
             crate::phone::zones::ZoneSource::Campaign => "campaign",
         }
     )
+}
+
+/// How long a contact waits before its number is looked at again when
+/// another campaign's attempt to it is still live.
+pub const LIVE_ATTEMPT_RECHECK: Duration = Duration::from_secs(60);
+
+/// The rules on the number itself, across campaigns: one live attempt per
+/// number, and the per-number cap (the stricter of the global cap and the
+/// callee's region limit).
+fn number_hold(
+    c: &DueContact,
+    rules: &CampaignRules,
+    compliance: &Compliance,
+    now: DateTime<Utc>,
+) -> Option<ClaimDecision> {
+    if c.live_attempt_elsewhere {
+        return Some(ClaimDecision::Hold {
+            until: crate::clock::plus(now, LIVE_ATTEMPT_RECHECK),
+            reason: HoldReason::LiveAttempt,
+        });
+    }
+    let limit = number_limit(rules, compliance, &c.phone_number);
+    cap_lifts_at(c.calls_last_24h, c.oldest_call_last_24h, limit, now).map(|until| {
+        ClaimDecision::Hold {
+            until,
+            reason: HoldReason::Cap,
+        }
+    })
+}
+
+/// The calls `number` may receive in any 24 h (0: no limit): the stricter of
+/// `dispatch.max_calls_per_number_per_day` and its region's limit.
+pub fn number_limit(rules: &CampaignRules, compliance: &Compliance, number: &str) -> u32 {
+    let region = region_limit(compliance, number).map(|(_, n)| n);
+    daily_limit(region, rules.max_calls_per_number_per_day).unwrap_or(0)
+}
+
+/// The per-number cap: `None` when a number with `calls_last_24h` calls in
+/// the rolling 24 h before `now` (the oldest at `oldest`) may be called under
+/// a cap of `cap` calls (0 = no cap); else when the oldest call leaves the
+/// window. A count over the cap (a lower cap after a reload) waits call by
+/// call: each time the oldest leaves, the count is taken again.
+pub fn cap_lifts_at(
+    calls_last_24h: i64,
+    oldest: Option<DateTime<Utc>>,
+    cap: u32,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    if cap == 0 || calls_last_24h < i64::from(cap) {
+        return None;
+    }
+    let day = chrono::Duration::hours(24);
+    // Counted calls are younger than 24 h, so this is later than now; a
+    // missing time (another program's row) waits a whole day.
+    Some(oldest.map_or(now + day, |t| t + day).max(now))
+}
+
+/// The dial-time rule: the claim's policy ([`decide`]) on the state of this
+/// instant, plus what the claim checks in its transaction (campaign active,
+/// dispatching not paused, the attempt still the contact's). `None`: send;
+/// else the attempt ends `not_placed` with the reason and the contact goes
+/// where the [`Release`] says, its attempt not spent.
+pub fn decide_at_dial(
+    s: &DialState,
+    rules: &CampaignRules,
+    compliance: &Compliance,
+    campaign_agent: Option<i64>,
+    now: DateTime<Utc>,
+) -> Option<(String, Release)> {
+    if !s.owns_attempt || s.contact_state != ContactState::InProgress.as_str() {
+        let why = format!(
+            "not sent: the contact ({}) no longer owns this attempt",
+            s.contact_state
+        );
+        return Some((why, Release::Untouched));
+    }
+    let paused = |what: String| {
+        Some((
+            format!("not sent: {what}"),
+            Release::HandBack {
+                due: None,
+                reason: HoldReason::Paused,
+            },
+        ))
+    };
+    match s.campaign {
+        CampaignStatus::Active => {}
+        CampaignStatus::Cancelled => {
+            let close = Release::Close {
+                state: ContactState::Cancelled,
+                reason: None,
+            };
+            return Some(("not sent: campaign cancelled".into(), close));
+        }
+        CampaignStatus::Paused | CampaignStatus::Completed => {
+            return paused(format!("campaign {}", s.campaign));
+        }
+    }
+    if let Some(why) = &s.dispatch_paused {
+        return paused(format!("dispatching is paused ({why})"));
+    }
+    let decision = decide(&s.contact, rules, compliance, campaign_agent, now);
+    if matches!(decision, ClaimDecision::Dial { .. }) {
+        return None;
+    }
+    Some(refusal(decision, s, rules, compliance, now))
+}
+
+/// The reason and the release for a decision other than `Dial`.
+fn refusal(
+    decision: ClaimDecision,
+    s: &DialState,
+    rules: &CampaignRules,
+    compliance: &Compliance,
+    now: DateTime<Utc>,
+) -> (String, Release) {
+    let close = |state, reason| Release::Close { state, reason };
+    let back = |until, reason| Release::HandBack {
+        due: Some(until),
+        reason,
+    };
+    let (text, release) = match decision {
+        ClaimDecision::Dial { .. } => ("sendable".to_string(), Release::Untouched),
+        ClaimDecision::Suppress => (
+            format!(
+                "on the DNC list since {}",
+                s.contact.dnc_since.as_deref().unwrap_or("(unknown)")
+            ),
+            close(ContactState::Suppressed, None),
+        ),
+        ClaimDecision::Exhaust => (
+            "no attempts left".into(),
+            close(ContactState::Exhausted, None),
+        ),
+        ClaimDecision::Invalid(reason) => {
+            (reason.clone(), close(ContactState::Invalid, Some(reason)))
+        }
+        ClaimDecision::Defer(until) => (
+            closed_hours_text(&s.contact, rules, compliance, now),
+            back(until, HoldReason::Window),
+        ),
+        ClaimDecision::Hold { until, reason } => {
+            let text = match reason {
+                HoldReason::Cap => format!(
+                    "{} calls to this number in the last 24 h (its limit is {}: \
+                     dispatch.max_calls_per_number_per_day or its region's); next allowed at {}",
+                    s.contact.calls_last_24h,
+                    number_limit(rules, compliance, &s.contact.phone_number),
+                    crate::clock::to_db_text(until)
+                ),
+                HoldReason::LiveAttempt => "another attempt to this number is still live".into(),
+                HoldReason::QuietHours | HoldReason::Region => {
+                    closed_hours_text(&s.contact, rules, compliance, now)
+                }
+                other => format!("held back ({other})"),
+            };
+            (text, back(until, reason))
+        }
+    };
+    (format!("not sent: {text}"), release)
+}
+
+/// "outside quiet hours 08:00-21:00 in America/Chicago": which calling-hours
+/// rule is closed now, and in which candidate zone.
+fn closed_hours_text(
+    c: &DueContact,
+    rules: &CampaignRules,
+    compliance: &Compliance,
+    now: DateTime<Utc>,
+) -> String {
+    let Ok(zones) = contact_zones(c.timezone.as_deref(), &c.phone_number, rules.timezone) else {
+        return "outside calling hours".into();
+    };
+    let hours = hours_rules(rules.window, compliance, &c.phone_number);
+    match check_hours(&hours, zones.zones(), now) {
+        Err(closed) => format!(
+            "outside calling hours: {} {} in {}",
+            closed.rule,
+            closed.window,
+            closed.zone.name()
+        ),
+        Ok(()) => "outside calling hours".into(),
+    }
 }
 
 /// What becomes of a contact whose attempt (its `attempts`-th placed call)
@@ -290,6 +497,7 @@ mod tests {
             ],
             retry_delays: vec![(Outcome::Busy, 600)],
             region: None,
+            max_calls_per_number_per_day: 3,
         }
     }
 
@@ -303,7 +511,11 @@ mod tests {
             state: "pending".into(),
             attempts,
             on_dnc: false,
+            dnc_since: None,
             problem: None,
+            calls_last_24h: 0,
+            oldest_call_last_24h: None,
+            live_attempt_elsewhere: false,
         }
     }
 
@@ -404,7 +616,10 @@ mod tests {
         // London, 03:00 local: the quiet-hours floor defers to 08:00.
         let london = contact("+442079460958", None, 0);
         match decide(&london, &r, &shipped, Some(7), at(3, 0)) {
-            ClaimDecision::Defer(t) => assert_eq!(t, at(8, 0)),
+            ClaimDecision::Hold { until, reason } => {
+                assert_eq!(until, at(8, 0));
+                assert_eq!(reason, HoldReason::QuietHours);
+            }
             other => panic!("{other:?}"),
         }
         let hours = hours_rules(r.window, &shipped, "+442079460958");
@@ -513,5 +728,153 @@ mod tests {
             after_outcome(Outcome::Busy, &r, 1, CampaignStatus::Cancelled, now),
             ContactNext::Final(ContactState::Cancelled)
         ));
+    }
+
+    #[test]
+    fn the_cap_holds_a_number_until_its_oldest_call_is_a_day_old() {
+        let now = Utc.with_ymd_and_hms(2026, 6, 1, 13, 0, 0).unwrap();
+        let oldest = Utc.with_ymd_and_hms(2026, 6, 1, 9, 30, 0).unwrap();
+        assert_eq!(cap_lifts_at(2, Some(oldest), 3, now), None);
+        assert_eq!(
+            cap_lifts_at(3, Some(oldest), 3, now),
+            Some(Utc.with_ymd_and_hms(2026, 6, 2, 9, 30, 0).unwrap())
+        );
+        assert_eq!(
+            cap_lifts_at(4, Some(oldest), 3, now),
+            cap_lifts_at(3, Some(oldest), 3, now)
+        );
+        assert_eq!(cap_lifts_at(50, Some(oldest), 0, now), None, "0 = no cap");
+        let mut c = contact("+442079460958", None, 0);
+        c.calls_last_24h = 3;
+        c.oldest_call_last_24h = Some(oldest);
+        match decide(
+            &c,
+            &rules("00:00-24:00", "UTC"),
+            &Compliance::none(),
+            Some(1),
+            now,
+        ) {
+            ClaimDecision::Hold { until, reason } => {
+                assert_eq!(reason, HoldReason::Cap);
+                assert_eq!(until, oldest + chrono::Duration::hours(24));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_number_with_a_live_attempt_elsewhere_is_held_back() {
+        let now = Utc.with_ymd_and_hms(2026, 6, 1, 13, 0, 0).unwrap();
+        let mut c = contact("+442079460958", None, 0);
+        c.live_attempt_elsewhere = true;
+        assert!(matches!(
+            decide(
+                &c,
+                &rules("00:00-24:00", "UTC"),
+                &Compliance::none(),
+                Some(1),
+                now
+            ),
+            ClaimDecision::Hold {
+                reason: HoldReason::LiveAttempt,
+                ..
+            }
+        ));
+    }
+
+    fn dial_state(c: DueContact, campaign: CampaignStatus) -> DialState {
+        DialState {
+            contact_state: "in_progress".into(),
+            contact: c,
+            owns_attempt: true,
+            campaign_id: 1,
+            campaign,
+            rules_key: String::new(),
+            dispatch_paused: None,
+        }
+    }
+
+    /// The dial-time rule gives the reason in words and sends the contact
+    /// where the reason implies.
+    #[test]
+    fn the_dial_time_rule_refuses_with_the_reason_and_the_contacts_next_state() {
+        let now = Utc.with_ymd_and_hms(2026, 7, 1, 3, 0, 0).unwrap();
+        let all_day = rules("00:00-24:00", "UTC");
+        let ok = dial_state(contact("+442079460958", None, 0), CampaignStatus::Active);
+        assert!(decide_at_dial(&ok, &all_day, &Compliance::none(), Some(1), now).is_none());
+
+        let mut dnc = ok.clone();
+        dnc.contact.on_dnc = true;
+        dnc.contact.dnc_since = Some("2026-07-01T02:59:00Z".into());
+        let (why, release) =
+            decide_at_dial(&dnc, &all_day, &Compliance::none(), Some(1), now).unwrap();
+        assert_eq!(why, "not sent: on the DNC list since 2026-07-01T02:59:00Z");
+        assert!(matches!(
+            release,
+            Release::Close {
+                state: ContactState::Suppressed,
+                ..
+            }
+        ));
+
+        let paused = dial_state(contact("+442079460958", None, 0), CampaignStatus::Paused);
+        let (why, release) =
+            decide_at_dial(&paused, &all_day, &Compliance::none(), Some(1), now).unwrap();
+        assert_eq!(why, "not sent: campaign paused");
+        assert_eq!(
+            release,
+            Release::HandBack {
+                due: None,
+                reason: HoldReason::Paused
+            }
+        );
+
+        // 03:00 UTC is 22:00 in Chicago (CDT): outside 09:00-20:00.
+        let chicago = dial_state(
+            contact("+442079460958", Some("America/Chicago"), 0),
+            CampaignStatus::Active,
+        );
+        let (why, release) = decide_at_dial(
+            &chicago,
+            &rules("09:00-20:00", "UTC"),
+            &Compliance::none(),
+            Some(1),
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            why,
+            "not sent: outside calling hours: the campaign window 09:00-20:00 in America/Chicago"
+        );
+        assert_eq!(
+            release,
+            Release::HandBack {
+                due: Some(Utc.with_ymd_and_hms(2026, 7, 1, 14, 0, 0).unwrap()),
+                reason: HoldReason::Window
+            }
+        );
+
+        // An all-day campaign still keeps the quiet-hours floor at dial time:
+        // 03:00 UTC is 22:00 in Chicago, after 21:00.
+        let floor = Compliance::from_raw(&Default::default()).unwrap();
+        let (why, release) = decide_at_dial(&chicago, &all_day, &floor, Some(1), now).unwrap();
+        assert_eq!(
+            why,
+            "not sent: outside calling hours: quiet hours 08:00-21:00 in America/Chicago"
+        );
+        assert_eq!(
+            release,
+            Release::HandBack {
+                due: Some(Utc.with_ymd_and_hms(2026, 7, 1, 13, 0, 0).unwrap()),
+                reason: HoldReason::QuietHours
+            }
+        );
+
+        let mut gone = ok.clone();
+        gone.owns_attempt = false;
+        assert_eq!(
+            decide_at_dial(&gone, &all_day, &Compliance::none(), Some(1), now).map(|r| r.1),
+            Some(Release::Untouched)
+        );
     }
 }

@@ -8,6 +8,8 @@ use phonenumber::country::Id;
 
 pub mod fast;
 pub mod geo;
+#[cfg(test)]
+mod reference;
 pub mod regions;
 pub mod zones;
 
@@ -72,7 +74,9 @@ impl PhoneNumber {
         let region = if text.starts_with('+') { None } else { region };
         let parsed = phonenumber::parse(region, text)
             .map_err(|_| PhoneError::Unparseable(raw.trim().to_string()))?;
-        if !parsed.is_valid() {
+        // The crate's own `is_valid` accepts a pattern matching a prefix.
+        let national = parsed.national().to_string();
+        if !fast::is_valid_number(parsed.code().value(), &national) {
             return Err(PhoneError::Invalid(raw.trim().to_string()));
         }
         let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::Store;
 use super::daemon::insert_event;
 use crate::clock::to_db_text;
-use crate::domain::Outcome;
+use crate::domain::{ContactState, HoldReason, Outcome};
 
 /// What became of one dispatch request, as the dispatcher reports it.
 #[derive(Debug, Clone)]
@@ -28,6 +28,28 @@ pub enum SendResult {
     NotSent {
         error: String,
         retry_at: DateTime<Utc>,
+    },
+    /// Nothing was sent because the dial-time check refused it (or the claim
+    /// waited too long): the attempt ends `not_placed` with `error`, and the
+    /// contact, its attempt given back, goes where `release` says.
+    Refused { error: String, release: Release },
+}
+
+/// Where the contact of an attempt refused at the instant of dialing goes;
+/// in every case the attempt is not spent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Release {
+    /// Left alone: it no longer owns the attempt.
+    Untouched,
+    /// Due again at `due` (`None`: its old due time), held back for `reason`.
+    HandBack {
+        due: Option<DateTime<Utc>>,
+        reason: HoldReason,
+    },
+    /// A final state (`suppressed`, `exhausted`, `invalid` with the reason, `cancelled`).
+    Close {
+        state: ContactState,
+        reason: Option<String>,
     },
 }
 
@@ -180,11 +202,22 @@ impl Store {
                 }
                 SendResult::Unauthorized { error } => {
                     end_unplaced(&mut tx, r.attempt_id, "rejected", error, tries, &now).await?;
-                    hand_back(&mut tx, r.contact_id, None, &now).await?;
+                    hand_back(&mut tx, r.contact_id, None, None, &now).await?;
                 }
                 SendResult::NotSent { error, retry_at } => {
                     end_unplaced(&mut tx, r.attempt_id, "not_placed", error, tries, &now).await?;
-                    hand_back(&mut tx, r.contact_id, Some(to_db_text(*retry_at)), &now).await?;
+                    hand_back(
+                        &mut tx,
+                        r.contact_id,
+                        Some(to_db_text(*retry_at)),
+                        None,
+                        &now,
+                    )
+                    .await?;
+                }
+                SendResult::Refused { error, release } => {
+                    end_unplaced(&mut tx, r.attempt_id, "not_placed", error, tries, &now).await?;
+                    release_contact(&mut tx, r.contact_id, release, &now).await?;
                 }
             }
         }
@@ -307,7 +340,7 @@ impl Store {
         .await?
         .rows_affected();
         if n > 0 {
-            hand_back(&mut tx, contact_id, Some(now.clone()), &now).await?;
+            hand_back(&mut tx, contact_id, Some(now.clone()), None, &now).await?;
             insert_event(
                 &mut tx,
                 &now,
@@ -409,23 +442,57 @@ async fn end_unplaced(
 
 /// Gives a contact whose attempt placed no call its attempt back: it is due
 /// again (at `due`, or keeping its old due time), `pending` if it never had a
-/// placed attempt, else `retry_wait`.
+/// placed attempt, else `retry_wait`; `hold` says why it waits, if it does.
 async fn hand_back(
     tx: &mut sqlx::SqliteConnection,
     contact_id: i64,
     due: Option<String>,
+    hold: Option<HoldReason>,
     now: &str,
 ) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE contacts SET attempts = MAX(attempts - 1, 0), \
          state = CASE WHEN attempts - 1 <= 0 THEN 'pending' ELSE 'retry_wait' END, \
-         next_attempt_at = COALESCE(?, next_attempt_at), updated_at = ? \
+         next_attempt_at = COALESCE(?, next_attempt_at), hold_reason = COALESCE(?, hold_reason), updated_at = ? \
          WHERE id = ? AND state = 'in_progress'",
     )
     .bind(due)
+    .bind(hold.map(HoldReason::as_str))
     .bind(now)
     .bind(contact_id)
     .execute(tx)
     .await?;
     Ok(())
+}
+
+/// Moves the contact of an attempt refused at the instant of dialing where
+/// `release` says, giving its attempt back.
+async fn release_contact(
+    tx: &mut sqlx::SqliteConnection,
+    contact_id: i64,
+    release: &Release,
+    now: &str,
+) -> sqlx::Result<()> {
+    match release {
+        Release::Untouched => Ok(()),
+        Release::HandBack { due, reason } => {
+            hand_back(tx, contact_id, due.map(to_db_text), Some(*reason), now).await
+        }
+        Release::Close { state, reason } => {
+            let hold = (*state == ContactState::Suppressed).then_some(HoldReason::Dnc);
+            sqlx::query(
+                "UPDATE contacts SET attempts = MAX(attempts - 1, 0), state = ?, \
+                 invalid_reason = COALESCE(?, invalid_reason), hold_reason = COALESCE(?, hold_reason), \
+                 next_attempt_at = NULL, updated_at = ? WHERE id = ? AND state = 'in_progress'",
+            )
+            .bind(state.as_str())
+            .bind(reason.as_deref())
+            .bind(hold.map(HoldReason::as_str))
+            .bind(now)
+            .bind(contact_id)
+            .execute(tx)
+            .await?;
+            Ok(())
+        }
+    }
 }

@@ -46,7 +46,15 @@ pub struct CampaignRules {
     /// Per-outcome overrides of `retry_delay_secs`.
     pub retry_delays: Vec<(Outcome, u64)>,
     pub region: Option<phonenumber::country::Id>,
+    /// Placed calls to one number in any rolling 24 h, all campaigns
+    /// together; 0 = no cap. Not a campaign column: the engine sets it from
+    /// `dispatch.max_calls_per_number_per_day` ([`Campaign::rules`] gives
+    /// the default, 3, so a caller that forgets is still bounded).
+    pub max_calls_per_number_per_day: u32,
 }
+
+/// The default of `dispatch.max_calls_per_number_per_day`.
+pub const DEFAULT_MAX_CALLS_PER_NUMBER_PER_DAY: u32 = 3;
 
 impl CampaignRules {
     /// The delay before redialing after `outcome`, or `None` when it is not retried.
@@ -124,6 +132,7 @@ impl Campaign {
             retry_outcomes,
             retry_delays,
             region,
+            max_calls_per_number_per_day: DEFAULT_MAX_CALLS_PER_NUMBER_PER_DAY,
         })
     }
 }

@@ -9,6 +9,7 @@ use sqlx::Row;
 
 use super::Store;
 use crate::clock::to_db_text;
+use crate::domain::HoldReason;
 
 /// A due contact as the claim query reads it.
 #[derive(Debug, Clone)]
@@ -21,9 +22,19 @@ pub struct DueContact {
     pub state: String,
     pub attempts: i64,
     pub on_dnc: bool,
+    /// When the number went on the do-not-call list (as stored), if it is on it.
+    pub dnc_since: Option<String>,
     /// Why the row cannot be dialed as it stands (a column of the wrong
     /// type, written by another program); it is then marked invalid.
     pub problem: Option<String>,
+    /// Calls placed (or possibly placed) to this number in the last 24 h,
+    /// all campaigns together, counted from the attempts table.
+    pub calls_last_24h: i64,
+    /// The oldest of those calls: the cap lifts 24 h after it.
+    pub oldest_call_last_24h: Option<DateTime<Utc>>,
+    /// Whether another attempt to this number (any campaign) is live:
+    /// sending, uncertain, or accepted without a final outcome.
+    pub live_attempt_elsewhere: bool,
 }
 
 /// What the dispatch policy decided for one due contact.
@@ -33,6 +44,12 @@ pub enum ClaimDecision {
     Dial { agent_id: i64 },
     /// Not now: wait until this time (the calling window opens).
     Defer(DateTime<Utc>),
+    /// Not now for another reason (the per-number cap, another live
+    /// attempt to the number): wait until this time.
+    Hold {
+        until: DateTime<Utc>,
+        reason: crate::domain::HoldReason,
+    },
     /// On the do-not-call list: never dialed.
     Suppress,
     /// No attempts left.
@@ -62,16 +79,32 @@ pub struct ClaimRound {
     pub wanted_dial: bool,
     /// Attempts committed `sending`, ready to be sent.
     pub claimed: Vec<Claimed>,
-    /// Contacts put off until their calling window opens.
+    /// Contacts put off until their calling window opens (or, with
+    /// [`ClaimDecision::Hold`], for another reason).
     pub deferred: u64,
     /// Contacts found on the do-not-call list (now `suppressed`).
     pub suppressed: u64,
 }
 
+impl ClaimDecision {
+    /// Why a contact is held back by this decision, if it is.
+    pub fn hold_reason(&self) -> Option<crate::domain::HoldReason> {
+        use crate::domain::HoldReason;
+        match self {
+            ClaimDecision::Defer(_) => Some(HoldReason::Window),
+            ClaimDecision::Hold { reason, .. } => Some(*reason),
+            ClaimDecision::Suppress => Some(HoldReason::Dnc),
+            _ => None,
+        }
+    }
+}
+
 /// Rows that one query packed into a JSON array (so they cross from the
 /// SQLite thread as one message, not one each). Read as bytes: text that is
 /// not UTF-8 (another program's bytes) is replaced, not fatal.
-fn parse_rows<T: serde::de::DeserializeOwned>(json: Option<&[u8]>) -> sqlx::Result<Vec<T>> {
+pub(super) fn parse_rows<T: serde::de::DeserializeOwned>(
+    json: Option<&[u8]>,
+) -> sqlx::Result<Vec<T>> {
     match json {
         None => Ok(Vec::new()),
         Some(bytes) => serde_json::from_str(&String::from_utf8_lossy(bytes))
@@ -98,7 +131,7 @@ async fn due_in(
         };
         let int = |c: &str| format!("CASE WHEN typeof({c}) = 'integer' THEN {c} END, typeof({c})");
         format!(
-            "SELECT json_group_array(json_array(id, {}, {}, {}, {}, state, {}, on_dnc, {}) \
+            "SELECT json_group_array(json_array(id, {}, {}, {}, {}, state, {}, dnc_since, calls_24h, oldest_24h, live_elsewhere, {}) \
                     ORDER BY branch, next_attempt_at, id) FROM ({})",
             text("phone_number"),
             text("timezone"),
@@ -119,6 +152,7 @@ async fn due_in(
         .bind(campaign_id)
         .bind(to_db_text(now))
         .bind(limit)
+        .bind(to_db_text(day_before(now)))
         .fetch_one(conn)
         .await?;
     type Row = (
@@ -131,6 +165,9 @@ async fn due_in(
         String,
         Option<i64>,
         String,
+        Option<String>,
+        i64,
+        Option<String>,
         i64,
         Option<String>,
     );
@@ -138,7 +175,7 @@ async fn due_in(
     Ok(rows
         .into_iter()
         .map(
-            |(id, phone, timezone, agent_id, agent_type, call_context, state, attempts, attempts_type, on_dnc, bad_due)| {
+            |(id, phone, timezone, agent_id, agent_type, call_context, state, attempts, attempts_type, dnc_since, calls_24h, oldest_24h, live, bad_due)| {
                 let phone_number = phone.unwrap_or_default();
                 let problem = if !crate::phone::is_e164_form(&phone_number) {
                     Some(format!(
@@ -165,8 +202,12 @@ async fn due_in(
                     call_context: call_context.unwrap_or_else(|| "{}".into()),
                     state,
                     attempts: attempts.unwrap_or(0),
-                    on_dnc: on_dnc != 0,
+                    on_dnc: dnc_since.is_some(),
+                    dnc_since,
                     problem,
+                    calls_last_24h: calls_24h,
+                    oldest_call_last_24h: super::parse_time(oldest_24h.as_deref()),
+                    live_attempt_elsewhere: live != 0,
                 }
             },
         )
@@ -186,15 +227,82 @@ pub struct UnvalidatedContact {
     pub timezone: Option<String>,
 }
 
-/// The due-contacts query: parameters ?1 campaign, ?2 now, ?3 limit.
+/// The start of the rolling 24 h before `now` that the per-number cap counts.
+pub(crate) fn day_before(now: DateTime<Utc>) -> DateTime<Utc> {
+    now - chrono::Duration::hours(24)
+}
+
+/// An attempt that placed, or may have placed, a call, with the column
+/// prefix given: what the per-number cap counts.
+macro_rules! placed_call {
+    ($p:literal) => {
+        concat!(
+            "(",
+            $p,
+            "state = 'accepted' OR ",
+            $p,
+            "state = 'uncertain' OR ",
+            $p,
+            "state = 'sending')"
+        )
+    };
+}
+pub(crate) use placed_call;
+
+/// The columns that the rules on a number across campaigns read, for the
+/// number `$number` (an SQL expression), other than attempt `$not`, with
+/// the cap's window starting after `$since`: when it went on the DNC list,
+/// its calls in the window and the oldest of them, and whether any attempt
+/// to it is live. Each walks `attempts_by_number` (or the DNC key).
+macro_rules! number_columns {
+    ($number:literal, $not:literal, $since:literal) => {
+        concat!(
+            "(SELECT COALESCE(CAST(d.added_at AS TEXT), '') FROM dnc d WHERE d.phone_number = ",
+            $number,
+            ") AS dnc_since, ",
+            "(SELECT COUNT(*) FROM attempts n WHERE n.to_number = ",
+            $number,
+            " AND n.sent_at > ",
+            $since,
+            " AND n.id <> ",
+            $not,
+            " AND ",
+            crate::store::placed_call!("n."),
+            ") AS calls_24h, ",
+            "(SELECT MIN(n.sent_at) FROM attempts n WHERE n.to_number = ",
+            $number,
+            " AND n.sent_at > ",
+            $since,
+            " AND n.id <> ",
+            $not,
+            " AND ",
+            crate::store::placed_call!("n."),
+            ") AS oldest_24h, ",
+            "EXISTS (SELECT 1 FROM attempts n WHERE n.to_number = ",
+            $number,
+            " AND n.id <> ",
+            $not,
+            " AND ",
+            crate::store::live_attempt!("n."),
+            ") AS live_elsewhere"
+        )
+    };
+}
+pub(crate) use number_columns;
+
+/// The due-contacts query: parameters ?1 campaign, ?2 now, ?3 limit, ?4
+/// the start of the per-number cap's 24 h.
 pub(crate) fn due_sql() -> String {
     // Six branches, each an equality-then-range walk of `contacts_due`
     // already in the order wanted, so each stops after `limit` rows: with
     // an OR, or one ORDER BY over both states, SQLite would read (and
     // sort) every due or deferred contact of the campaign. Retries due
     // now come first, then new contacts.
-    const COLS: &str = "c.id, c.phone_number, c.timezone, c.agent_id, c.call_context, c.state, c.attempts, \
-         EXISTS (SELECT 1 FROM dnc d WHERE d.phone_number = c.phone_number) AS on_dnc, c.next_attempt_at FROM contacts c";
+    const COLS: &str = concat!(
+        "c.id, c.phone_number, c.timezone, c.agent_id, c.call_context, c.state, c.attempts, ",
+        number_columns!("c.phone_number", "0", "?4"),
+        ", c.next_attempt_at FROM contacts c"
+    );
     let branch = |n: usize, state: &str, due: &str| {
         format!(
             "SELECT * FROM (SELECT {n} AS branch, {COLS} WHERE c.campaign_id = ?1 AND c.state = '{state}' AND {due} AND c.validated = 1 \
@@ -247,7 +355,7 @@ impl Store {
         };
         // Grouped so that each group is one statement over a list of ids.
         let mut dial: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-        let mut defer: BTreeMap<DateTime<Utc>, Vec<i64>> = BTreeMap::new();
+        let mut defer: BTreeMap<(DateTime<Utc>, &'static str), Vec<i64>> = BTreeMap::new();
         let mut close: BTreeMap<(&'static str, Option<String>), Vec<i64>> = BTreeMap::new();
         let mut context: HashMap<i64, String> = HashMap::new();
         for c in due {
@@ -258,9 +366,10 @@ impl Store {
                     dial.entry(agent_id).or_default().push(c.id);
                     context.insert(c.id, c.call_context);
                 }
-                ClaimDecision::Defer(until) => {
+                ClaimDecision::Defer(until) | ClaimDecision::Hold { until, .. } => {
                     round.deferred += 1;
-                    defer.entry(until).or_default().push(c.id);
+                    let reason = decision.hold_reason().map_or("window", HoldReason::as_str);
+                    defer.entry((until, reason)).or_default().push(c.id);
                 }
                 ClaimDecision::Suppress => {
                     round.suppressed += 1;
@@ -272,21 +381,23 @@ impl Store {
                 }
             }
         }
-        for (until, ids) in &defer {
+        for ((until, reason), ids) in &defer {
             sqlx::query(
-                "UPDATE contacts SET next_attempt_at = ?1, updated_at = ?2 \
+                "UPDATE contacts SET next_attempt_at = ?1, hold_reason = ?4, updated_at = ?2 \
                  WHERE id IN (SELECT value FROM json_each(?3))",
             )
             .bind(to_db_text(*until))
             .bind(&stamp)
             .bind(id_list(ids))
+            .bind(*reason)
             .execute(&mut *tx)
             .await?;
         }
         for ((state, reason), ids) in &close {
             sqlx::query(
                 "UPDATE contacts SET state = ?1, invalid_reason = COALESCE(?2, invalid_reason), \
-                        next_attempt_at = NULL, updated_at = ?3 \
+                        next_attempt_at = NULL, updated_at = ?3, \
+                        hold_reason = CASE WHEN ?1 = 'suppressed' THEN 'dnc' ELSE hold_reason END \
                  WHERE id IN (SELECT value FROM json_each(?4))",
             )
             .bind(*state)
@@ -308,7 +419,7 @@ impl Store {
                 for (agent_id, ids) in &dial {
                     let ids = id_list(ids);
                     sqlx::query(
-                        "UPDATE contacts SET state = 'in_progress', attempts = attempts + 1, updated_at = ?1 \
+                        "UPDATE contacts SET state = 'in_progress', attempts = attempts + 1, hold_reason = NULL, updated_at = ?1 \
                          WHERE id IN (SELECT value FROM json_each(?2))",
                     )
                     .bind(&stamp)

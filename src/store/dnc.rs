@@ -14,7 +14,8 @@ pub struct DncEntry {
 impl Store {
     /// Adds numbers to the list (already present ones keep their first reason);
     /// returns how many were new. Contacts not yet finished with these numbers
-    /// become `suppressed` at once.
+    /// become `suppressed` at once; a contact with a claimed attempt is
+    /// suppressed by the dial-time check before its next try.
     pub async fn dnc_add(
         &self,
         numbers: &[PhoneNumber],
@@ -34,7 +35,7 @@ impl Store {
             .await?
             .rows_affected();
             sqlx::query(
-                "UPDATE contacts SET state = 'suppressed', next_attempt_at = NULL, updated_at = ? \
+                "UPDATE contacts SET state = 'suppressed', next_attempt_at = NULL, hold_reason = 'dnc', updated_at = ? \
                  WHERE phone_number = ? AND state IN ('pending', 'retry_wait')",
             )
             .bind(&now)

@@ -8,6 +8,7 @@ mod checkpoint;
 mod compliance;
 mod contacts;
 mod daemon;
+mod dial;
 mod dnc;
 mod imports;
 mod report;
@@ -49,6 +50,7 @@ pub use checkpoint::Checkpointer;
 pub use compliance::*;
 pub use contacts::*;
 pub use daemon::*;
+pub use dial::*;
 pub use dnc::*;
 pub use imports::*;
 pub use report::*;
@@ -143,6 +145,7 @@ const OWN_OBJECTS: &[&str] = &[
     "attempts_outstanding",
     "attempts_by_contact",
     "attempts_by_campaign",
+    "attempts_by_number",
 ];
 
 /// The indexes and triggers an operator added to `contacts` or `attempts`

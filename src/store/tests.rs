@@ -314,7 +314,8 @@ async fn the_due_and_outstanding_queries_use_their_indexes() {
         &super::contacts::due_sql()
             .replace("?1", "1")
             .replace("?2", "'2026-01-01T00:00:00Z'")
-            .replace("?3", "10"),
+            .replace("?3", "10")
+            .replace("?4", "'2025-12-31T00:00:00Z'"),
     )
     .await;
     assert!(
@@ -322,6 +323,10 @@ async fn the_due_and_outstanding_queries_use_their_indexes() {
         "the due query must walk the index, never sort: {due}"
     );
     assert!(due.contains("contacts_due"), "{due}");
+    assert!(
+        due.contains("attempts_by_number"),
+        "the rules on a number read its attempts by the index: {due}"
+    );
     for prefix_query in [
         concat!(
             "SELECT id FROM attempts WHERE ",

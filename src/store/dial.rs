@@ -1,0 +1,146 @@
+//! SQL of the dial-time check: the state of claimed attempts at the instant
+//! of a try (contact, campaign status, the DNC list, the number's other
+//! attempts, the global pause), read for a batch of attempts in one
+//! statement, so that the policy decides on the database as it is, not as
+//! it was at the claim, at the price of one read per batch of tries.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use super::{DueContact, Store, contacts::parse_rows};
+use crate::clock::to_db_text;
+use crate::domain::CampaignStatus;
+
+/// One claimed attempt's state at the instant of a try.
+#[derive(Debug, Clone)]
+pub struct DialState {
+    /// The contact as the claim would read it now; its `attempts` does not
+    /// count this attempt.
+    pub contact: DueContact,
+    /// Whether the attempt is still `sending` and its contact's newest.
+    pub owns_attempt: bool,
+    /// The contact's state now (`in_progress` while it owns the attempt).
+    pub contact_state: String,
+    /// The campaign's id.
+    pub campaign_id: i64,
+    /// The campaign's status now.
+    pub campaign: CampaignStatus,
+    /// The campaign's rule columns now, as one text: equal texts, equal
+    /// rules (so parsed rules can be kept until it changes).
+    pub rules_key: String,
+    /// Why dispatching is paused for everyone, if it is.
+    pub dispatch_paused: Option<String>,
+}
+
+/// The columns [`crate::store::Campaign::rules`] reads, quoted into one text.
+const RULES_KEY: &str = "quote(cp.agent_id) || ',' || quote(cp.schedule) || ',' || quote(cp.timezone) || ',' || \
+     quote(cp.window_start) || ',' || quote(cp.window_end) || ',' || quote(cp.max_attempts) || ',' || \
+     quote(cp.retry_delay_secs) || ',' || quote(cp.retry_outcomes) || ',' || quote(cp.retry_delays) || ',' || \
+     quote(cp.region)";
+
+/// Parameters: ?1 the attempt ids as a JSON array, ?2 the start of the
+/// cap's 24 h. One row: the global pause, and the attempts packed as JSON
+/// (one message from the SQLite thread however many they are).
+fn batch_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "SELECT (SELECT dispatch_paused FROM daemon WHERE id = 1), \
+                    json_group_array(json_array(id, attempt_state, latest_attempt, contact_id, phone_number, \
+                        timezone, agent_id, contact_state, attempts, dnc_since, calls_24h, oldest_24h, \
+                        live_elsewhere, campaign_id, campaign_status, rules_key)) \
+             FROM (SELECT a.id, a.state AS attempt_state, \
+                     (SELECT MAX(b.id) FROM attempts b WHERE b.contact_id = a.contact_id) AS latest_attempt, \
+                     c.id AS contact_id, a.to_number AS phone_number, \
+                     CASE WHEN typeof(c.timezone) IN ('text', 'null') THEN c.timezone ELSE quote(c.timezone) END AS timezone, \
+                     CASE WHEN typeof(c.agent_id) = 'integer' THEN c.agent_id END AS agent_id, \
+                     c.state AS contact_state, \
+                     CASE WHEN typeof(c.attempts) = 'integer' THEN c.attempts ELSE 0 END AS attempts, \
+                     {}, cp.id AS campaign_id, cp.status AS campaign_status, {RULES_KEY} AS rules_key \
+                   FROM json_each(?1) j JOIN attempts a ON a.id = j.value \
+                   JOIN contacts c ON c.id = a.contact_id JOIN campaigns cp ON cp.id = a.campaign_id)",
+            crate::store::number_columns!("a.to_number", "a.id", "?2"),
+        )
+    })
+}
+
+type Row = (
+    i64,
+    String,
+    Option<i64>,
+    i64,
+    String,
+    Option<String>,
+    Option<i64>,
+    String,
+    i64,
+    Option<String>,
+    i64,
+    Option<String>,
+    i64,
+    i64,
+    String,
+    String,
+);
+
+fn dial_state(row: Row, dispatch_paused: &Option<String>) -> (i64, DialState) {
+    let (id, attempt_state, latest, contact_id, phone, timezone, agent_id, contact_state) =
+        (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7);
+    let (attempts, dnc_since, calls_24h, oldest_24h, live) = (row.8, row.9, row.10, row.11, row.12);
+    let owns = attempt_state == "sending" && latest == Some(id);
+    // The claim counted this attempt; the policy judges the contact as it
+    // was before it.
+    let attempts = if owns {
+        (attempts - 1).max(0)
+    } else {
+        attempts
+    };
+    let state = DialState {
+        contact: DueContact {
+            id: contact_id,
+            phone_number: phone,
+            timezone,
+            agent_id,
+            call_context: "{}".into(),
+            state: contact_state.clone(),
+            attempts,
+            on_dnc: dnc_since.is_some(),
+            dnc_since,
+            problem: None,
+            calls_last_24h: calls_24h,
+            oldest_call_last_24h: super::parse_time(oldest_24h.as_deref()),
+            live_attempt_elsewhere: live != 0,
+        },
+        owns_attempt: owns,
+        contact_state,
+        campaign_id: row.13,
+        // The CHECK constraint admits only known statuses; anything else
+        // is not `active`, so nothing is sent.
+        campaign: row.14.parse().unwrap_or(CampaignStatus::Paused),
+        rules_key: row.15,
+        dispatch_paused: dispatch_paused.clone(),
+    };
+    (id, state)
+}
+
+impl Store {
+    /// The state at `now` of each attempt in `attempt_ids`, for the
+    /// dial-time check, by attempt id; an attempt that is gone (or whose
+    /// contact is) is missing.
+    pub async fn dial_states(
+        &self,
+        attempt_ids: &[i64],
+        now: DateTime<Utc>,
+    ) -> sqlx::Result<HashMap<i64, DialState>> {
+        let ids = serde_json::Value::from(attempt_ids.to_vec()).to_string();
+        let (paused, json): (Option<String>, Option<Vec<u8>>) =
+            sqlx::query_as(sqlx::AssertSqlSafe(batch_sql()))
+                .bind(ids)
+                .bind(to_db_text(super::contacts::day_before(now)))
+                .fetch_one(&self.pool)
+                .await?;
+        let rows: Vec<Row> = parse_rows(json.as_deref())?;
+        Ok(rows.into_iter().map(|r| dial_state(r, &paused)).collect())
+    }
+}
