@@ -229,15 +229,17 @@ fn offset_changes(from: DateTime<Utc>, to: DateTime<Utc>, tz: Tz) -> Vec<DateTim
     let step = chrono::Duration::hours(6);
     let mut out = Vec::new();
     let mut lo = from;
+    let mut lo_offset = offset(lo);
     while lo < to {
         let hi = (lo + step).min(to);
-        if offset(lo) != offset(hi) {
+        let hi_offset = offset(hi);
+        if lo_offset != hi_offset {
             // The first whole second whose offset differs from `lo`'s.
             let at_secs = |s: i64| DateTime::from_timestamp(s, 0).unwrap_or(hi);
             let (mut a, mut b) = (lo.timestamp(), hi.timestamp() + 1);
             while b - a > 1 {
                 let mid = a + (b - a) / 2;
-                if offset(at_secs(mid)) == offset(lo) {
+                if offset(at_secs(mid)) == lo_offset {
                     a = mid;
                 } else {
                     b = mid;
@@ -246,6 +248,7 @@ fn offset_changes(from: DateTime<Utc>, to: DateTime<Utc>, tz: Tz) -> Vec<DateTim
             out.push(at_secs(b));
         }
         lo = hi;
+        lo_offset = hi_offset;
     }
     out
 }

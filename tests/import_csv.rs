@@ -748,7 +748,10 @@ fn the_binary_exits_0_and_prints_the_counts_and_the_first_rejects() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         out,
-        "imported 1 of 3 rows into new campaign \"spring\" (1 duplicate, 1 rejected)\n  line 4: \"+1 123\" is not a valid number in its country's numbering plan\n"
+        "imported 1 of 3 rows into new campaign \"spring\" (1 duplicate, 1 rejected)\n\
+         calling zones of the valid rows: 0 from the timezone column, 2 from the number, \
+         0 from the country (every zone of it), 0 from the campaign's zone\n\
+         \x20 line 4: \"+1 123\" is not a valid number in its country's numbering plan\n"
     );
     let (code, out, _) = dialerd(dir.path(), &["import", "a.csv", "--campaign", "spring"]);
     assert_eq!(code, 0);

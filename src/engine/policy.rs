@@ -641,6 +641,24 @@ mod tests {
         );
     }
 
+    /// A row another program wrote with a legacy zone name is never dialed
+    /// by a guess at what `EST` meant: it becomes invalid with the reason.
+    #[test]
+    fn a_legacy_zone_name_written_directly_makes_the_contact_invalid() {
+        let now = Utc.with_ymd_and_hms(2026, 7, 1, 15, 0, 0).unwrap();
+        let r = rules("09:00-20:00", "UTC");
+        match decide(
+            &contact("+12125550123", Some("EST"), 0),
+            &r,
+            &Compliance::default(),
+            Some(1),
+            now,
+        ) {
+            ClaimDecision::Invalid(why) => assert!(why.contains("daylight saving"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn the_daily_limit_is_the_stricter_of_region_and_global_cap() {
         let fl = Compliance::default();

@@ -84,9 +84,9 @@ pub(crate) async fn consume(
         for item in chunk {
             report.counts.total += 1;
             match item {
-                Item::Valid(c) => {
+                Item::Valid(c, zones) => {
                     any_valid = true;
-                    report.count_zone_source(c.timezone.is_some(), &c.phone_number);
+                    report.count_zone_source(zones);
                     w.valid.push(c);
                 }
                 Item::Reject(r) => {
@@ -215,8 +215,8 @@ async fn dry_run(
         for item in chunk {
             report.counts.total += 1;
             match item {
-                Item::Valid(c) => {
-                    report.count_zone_source(c.timezone.is_some(), &c.phone_number);
+                Item::Valid(c, zones) => {
+                    report.count_zone_source(zones);
                     numbers.push(c.phone_number)
                 }
                 Item::Reject(r) => report.add_reject(&r),

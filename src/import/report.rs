@@ -5,7 +5,7 @@ use std::fmt;
 
 use super::MAX_REPORTED_REJECTS;
 use super::rows::Reject;
-use crate::phone::zones::{ZoneSource, zone_source};
+use crate::phone::zones::ZoneSource;
 use crate::store::{ImportCounts, PriorImport};
 
 /// The outcome of an import (or of a dry run).
@@ -51,8 +51,7 @@ impl ImportReport {
     }
 
     /// Counts where a valid row's calling zones come from.
-    pub(crate) fn count_zone_source(&mut self, has_timezone: bool, e164: &str) {
-        let source = zone_source(has_timezone, e164);
+    pub(crate) fn count_zone_source(&mut self, source: ZoneSource) {
         self.zone_sources[source as usize] += 1;
     }
 

@@ -7,7 +7,7 @@ use phonenumber::country::Id;
 
 use super::header::Mapping;
 use crate::phone::fast::parse_phone;
-use crate::phone::zones::parse_contact_tz;
+use crate::phone::zones::{ZoneSource, parse_contact_tz, zone_source};
 use crate::store::NewContact;
 
 /// The longest value a cell may hold; a longer one rejects its row.
@@ -37,8 +37,9 @@ impl std::fmt::Display for Reject {
 /// What a source produced for one row.
 #[derive(Debug)]
 pub enum Item {
-    /// A contact to insert.
-    Valid(NewContact),
+    /// A contact to insert, and where its calling zones will come from
+    /// (worked out here, on the reading thread, not by the writer).
+    Valid(NewContact, ZoneSource),
     /// A refused row.
     Reject(Reject),
 }
@@ -82,7 +83,10 @@ impl Validator {
             return None;
         }
         Some(match self.contact(line, values) {
-            Ok(c) => Item::Valid(c),
+            Ok(c) => {
+                let zones = zone_source(c.timezone.is_some(), &c.phone_number);
+                Item::Valid(c, zones)
+            }
             Err(reason) => Item::Reject(self.reject(line, reason, values)),
         })
     }
@@ -256,7 +260,7 @@ mod tests {
     #[test]
     fn context_values_are_json_strings_under_their_written_names() {
         let v = validator(&["Phone", "First Name", "note"], None);
-        let Some(Item::Valid(c)) = v.check(2, &["+14155552671", "Zoë", "say \"hi\"\n"]) else {
+        let Some(Item::Valid(c, _)) = v.check(2, &["+14155552671", "Zoë", "say \"hi\"\n"]) else {
             panic!()
         };
         assert_eq!(

@@ -99,20 +99,26 @@ impl Region {
     }
 
     /// libphonenumber's number type, folded into what it says about place.
+    /// Its order (the special kinds before fixed line and mobile) only
+    /// matters for a number that would otherwise be geographic, so the
+    /// special patterns are tried last, and only when they can change the answer.
     fn place(&self, n: &str, code: u16) -> Place {
         let hit = |d: &Option<Desc>| d.as_ref().is_some_and(|d| d.matches(n));
         if !self.general.matches(n) {
-            Place::Unknown
-        } else if self.special.iter().any(|d| d.matches(n)) {
-            Place::Countrywide
-        } else if hit(&self.fixed) {
-            Place::Geographic
-        } else if hit(&self.mobile) {
-            if GEO_MOBILE_CODES.contains(&code) {
-                Place::Geographic
-            } else {
+            return Place::Unknown;
+        }
+        let special = || self.special.iter().any(|d| d.matches(n));
+        let geographic =
+            hit(&self.fixed) || (GEO_MOBILE_CODES.contains(&code) && hit(&self.mobile));
+        if geographic {
+            return if special() {
                 Place::Countrywide
-            }
+            } else {
+                Place::Geographic
+            };
+        }
+        if hit(&self.mobile) || special() {
+            Place::Countrywide
         } else {
             Place::Unknown
         }
