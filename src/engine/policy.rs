@@ -780,6 +780,38 @@ mod tests {
         }
     }
 
+    /// Florida's statute allows 3 calls per 24 h: with a laxer global cap,
+    /// a Florida number is still held at its fourth call, a New York number
+    /// is not.
+    #[test]
+    fn a_region_limit_stricter_than_the_global_cap_holds_the_number() {
+        let now = Utc.with_ymd_and_hms(2026, 6, 1, 16, 0, 0).unwrap();
+        let oldest = Utc.with_ymd_and_hms(2026, 6, 1, 9, 30, 0).unwrap();
+        let mut r = rules("00:00-24:00", "UTC");
+        r.max_calls_per_number_per_day = 5;
+        let shipped = Compliance::default();
+        let with_calls = |number: &str| {
+            let mut c = contact(number, None, 0);
+            c.calls_last_24h = 3;
+            c.oldest_call_last_24h = Some(oldest);
+            c
+        };
+        // 16:00 UTC is noon in Miami and New York: every window is open.
+        match decide(&with_calls("+13055550123"), &r, &shipped, Some(1), now) {
+            ClaimDecision::Hold { until, reason } => {
+                assert_eq!(reason, HoldReason::Cap);
+                assert_eq!(until, oldest + chrono::Duration::hours(24));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(number_limit(&r, &shipped, "+13055550123"), 3);
+        assert!(matches!(
+            decide(&with_calls("+12125550123"), &r, &shipped, Some(1), now),
+            ClaimDecision::Dial { .. }
+        ));
+        assert_eq!(number_limit(&r, &shipped, "+12125550123"), 5);
+    }
+
     #[test]
     fn a_number_with_a_live_attempt_elsewhere_is_held_back() {
         let now = Utc.with_ymd_and_hms(2026, 6, 1, 13, 0, 0).unwrap();

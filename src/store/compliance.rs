@@ -45,17 +45,17 @@ impl Store {
                 .bind(number)
                 .fetch_optional(pool)
                 .await?;
-        // julianday: sent_at may carry milliseconds, `since` not; text
-        // comparison would misorder the two forms within one second.
-        let (calls_since, live_attempts): (i64, i64) = sqlx::query_as(
-            "SELECT \
-               COALESCE(SUM(a.state IN ('sending', 'accepted', 'uncertain') \
-                            AND julianday(a.sent_at) >= julianday(?2)), 0), \
-               COALESCE(SUM(a.state IN ('sending', 'uncertain') \
-                            OR (a.state = 'accepted' AND a.outcome IS NULL)), 0) \
-             FROM attempts a JOIN contacts c ON c.id = a.contact_id \
-             WHERE c.phone_number = ?1",
-        )
+        // The same definitions of a placed call and of a live attempt as
+        // the claim's and the dial-time check's (by the number dialed, across
+        // campaigns). julianday: sent_at carries milliseconds, `since` may
+        // not; as text the two forms misorder within one second.
+        let (calls_since, live_attempts): (i64, i64) = sqlx::query_as(concat!(
+            "SELECT COALESCE(SUM(",
+            crate::store::placed_call!("a."),
+            " AND julianday(a.sent_at) >= julianday(?2)), 0), COALESCE(SUM(",
+            crate::store::live_attempt!("a."),
+            "), 0) FROM attempts a WHERE a.to_number = ?1"
+        ))
         .bind(number)
         .bind(to_db_text(since))
         .fetch_one(pool)
