@@ -15,6 +15,10 @@ use crate::store::{Campaign, CampaignRules, DialState, Store};
 /// Most attempts read in one statement.
 const MAX_BATCH: usize = 256;
 
+/// Times the reader yields to other tasks before a read, gathering the
+/// questions they ask meanwhile (microseconds, not a timer).
+const COALESCE_YIELDS: usize = 2;
+
 type Job = (i64, oneshot::Sender<Result<Option<DialState>, String>>);
 
 /// A handle on the reading task.
@@ -48,6 +52,19 @@ impl DialReader {
 async fn run(store: Store, clock: SharedClock, mut rx: mpsc::UnboundedReceiver<Job>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        // Each read is a round trip to SQLite's thread; let the tries that
+        // are about to ask (the rest of a claimed batch) join this one.
+        for _ in 0..COALESCE_YIELDS {
+            tokio::task::yield_now().await;
+            if jobs.len() < MAX_BATCH {
+                while let Ok(job) = rx.try_recv() {
+                    jobs.push(job);
+                    if jobs.len() >= MAX_BATCH {
+                        break;
+                    }
+                }
+            }
+        }
         let ids: Vec<i64> = jobs.iter().map(|(id, _)| *id).collect();
         match store.dial_states(&ids, clock.now()).await {
             Ok(mut states) => {
