@@ -3,6 +3,12 @@
 //! version `phonenumber` ships): every example number of every region, with
 //! digits appended and removed, must get libphonenumber's answer from both
 //! the parser ([`PhoneNumber::parse`]) and the import's fast path.
+//!
+//! libphonenumber's answers are kept in `tests/data/phonenumbers-reference.tsv`,
+//! so the comparison runs wherever `cargo test` runs, Python or not. An
+//! ignored test (which `.ci/run` runs, with the pinned package installed)
+//! asks libphonenumber again and fails if the kept answers differ; run it with
+//! `DIALERD_WRITE_REFERENCE=1` to write them anew after a metadata update.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -109,6 +115,71 @@ fn reference(numbers: &[(String, String)]) -> Vec<String> {
     answers
 }
 
+/// The kept answers file, relative to the crate.
+const KEPT: &str = "tests/data/phonenumbers-reference.tsv";
+
+/// The file's lines for `numbers`: `RAW<TAB>REGION<TAB>ANSWER`, after a
+/// `# VERSION` line.
+fn kept_text(numbers: &[(String, String)], answers: &[String]) -> String {
+    let mut out = format!(
+        "# libphonenumber's answers (Python phonenumbers {METADATA_VERSION}) for the numbers\n\
+         # src/phone/reference.rs generates; written by that file's ignored test.\n\
+         # Copyright (C) 2009 The Libphonenumber Authors (the metadata), Apache-2.0.\n"
+    );
+    for ((raw, region), answer) in numbers.iter().zip(answers) {
+        out.push_str(&format!("{raw}\t{region}\t{answer}\n"));
+    }
+    out
+}
+
+/// libphonenumber's kept answer for each of `numbers`; the kept file must list
+/// exactly these numbers (a metadata update changes them: write it anew).
+fn kept_answers(numbers: &[(String, String)]) -> Vec<String> {
+    let text = include_str!("../../tests/data/phonenumbers-reference.tsv");
+    let rows: Vec<(&str, &str, &str)> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let mut f = l.splitn(3, '\t');
+            let mut next = || f.next().unwrap_or_default();
+            (next(), next(), next())
+        })
+        .collect();
+    let listed: Vec<(&str, &str)> = rows.iter().map(|r| (r.0, r.1)).collect();
+    let wanted: Vec<(&str, &str)> = numbers
+        .iter()
+        .map(|(n, r)| (n.as_str(), r.as_str()))
+        .collect();
+    assert!(
+        listed == wanted,
+        "{KEPT} lists other numbers than the generator makes from this metadata; \
+         write it anew: DIALERD_WRITE_REFERENCE=1 cargo test --lib phone::reference -- --ignored"
+    );
+    rows.into_iter().map(|r| r.2.to_string()).collect()
+}
+
+/// The kept answers are libphonenumber's own: asks it again (Python
+/// `phonenumbers` at the pinned version, which `.ci/run` installs).
+#[test]
+#[ignore = "needs Python phonenumbers at the crate's metadata version; .ci/run runs it"]
+fn the_kept_answers_are_what_libphonenumber_says() {
+    let numbers = generated();
+    let answers = reference(&numbers);
+    let text = kept_text(&numbers, &answers);
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/phonenumbers-reference.tsv"
+    );
+    if std::env::var_os("DIALERD_WRITE_REFERENCE").is_some() {
+        std::fs::write(path, &text).unwrap();
+    }
+    let kept = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        kept == text,
+        "{KEPT} differs from libphonenumber's answers; write it anew with DIALERD_WRITE_REFERENCE=1"
+    );
+}
+
 /// Valid numbers that `phonenumber` 0.3.10's parser refuses: reading a
 /// number, it strips a national prefix (`8` in Russia, Belarus, Lithuania;
 /// a repeated country code in the French overseas regions, Rwanda, Turkey)
@@ -154,7 +225,7 @@ const KNOWN_REFUSED: &[(&str, &str)] = &[
 fn validation_agrees_with_libphonenumber_on_every_example_with_digits_added_and_removed() {
     let numbers = generated();
     assert!(numbers.len() > 3000, "{} numbers", numbers.len());
-    let answers = reference(&numbers);
+    let answers = kept_answers(&numbers);
     let mut accepted_wrongly = Vec::new();
     let mut refused = std::collections::BTreeSet::new();
     let (mut valid, mut invalid) = (0, 0);
