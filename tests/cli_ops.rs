@@ -224,7 +224,13 @@ async fn status_counts_contacts_held_back_and_why() {
         .unwrap()
         .split_whitespace()
         .collect::<Vec<_>>();
-    assert_eq!(spring_held[2..], ["3", "1", "1", "1", "0"], "{out}");
+    // HELD BACK, DNC, OUTSIDE WINDOW, QUIET HOURS, REGION HOURS, PER-NUMBER
+    // CAP, LIVE ATTEMPT ELSEWHERE.
+    assert_eq!(
+        spring_held[2..],
+        ["3", "1", "1", "0", "0", "1", "0"],
+        "{out}"
+    );
 }
 
 #[tokio::test]
@@ -694,11 +700,12 @@ async fn explain_names_the_zone_the_region_and_a_reached_florida_limit() {
         .map(|r| r["rule"].as_str().unwrap())
         .collect();
     assert_eq!(rules, ["campaign_window", "quiet_hours", "region"]);
-    // New York: a not-placed attempt is no call, and no region limit applies.
+    // New York: a not-placed attempt is no call, and no region limit
+    // applies: the global dispatch.max_calls_per_number_per_day (3) does.
     let ny = &v[1];
     assert_eq!(
         (ny["calls_last_24h"].as_i64(), ny["daily_limit"].as_u64()),
-        (Some(0), None)
+        (Some(0), Some(3))
     );
     let text = f.ok(&["explain", "--campaign", "spring", "+13055550123"]);
     assert!(text.contains("region: US-FL (Florida)"), "{text}");
