@@ -180,7 +180,7 @@ impl Engine {
             slot = self.in_flight.sem().acquire_owned() => slot.ok(),
             _ = shutdown.wait_for(|s| *s) => None,
         };
-        let (result, tries) = match slot {
+        let (result, tries): (SendResult, Tries) = match slot {
             Some(slot) => {
                 metrics::gauge!("dialerd_attempts_in_flight").increment(1.0);
                 let sent = self.send(&claim, from_number_id).await;
@@ -193,20 +193,22 @@ impl Engine {
                     error: "not sent: the daemon is stopping".into(),
                     retry_at: self.clock.now(),
                 },
-                0,
+                Tries::default(),
             ),
         };
         drop(permit);
         metrics::counter!("dialerd_dispatches_total", "result" => result_label(&result))
             .increment(1);
-        if tries > 0 {
+        if tries.count > 0 {
             self.sent_total.fetch_add(1, Ordering::Relaxed);
         }
         self.note_rejections(claim.campaign_id, &result).await;
         let record = AttemptResult {
             attempt_id: claim.attempt_id,
             contact_id: claim.contact_id,
-            tries,
+            tries: tries.count,
+            first_try_at: tries.first,
+            last_try_at: tries.last,
             result: result.clone(),
         };
         if !self.writer.write(record).await {
@@ -218,7 +220,7 @@ impl Engine {
     }
 
     /// Sends one attempt's request, retrying safe failures inside the attempt.
-    async fn send(&self, claim: &Claimed, from_number_id: Option<i64>) -> (SendResult, u32) {
+    async fn send(&self, claim: &Claimed, from_number_id: Option<i64>) -> (SendResult, Tries) {
         let cfg = self.config();
         let req = DispatchRequest {
             agent_id: claim.agent_id,
@@ -231,7 +233,7 @@ impl Engine {
             cfg.retry_max_delay,
             cfg.retry_max_tries,
         );
-        let mut tries = 0u32;
+        let mut tries = Tries::default();
         let mut shutdown = self.shutdown.clone();
         // The same for every try of this attempt, and unique to it (the number
         // keeps keys of two installations on one account apart).
@@ -259,10 +261,10 @@ impl Engine {
                 _ = self.wait_for_turn() => {}
                 _ = shutdown.wait_for(|s| *s) => return (not_sent("not sent: the daemon is stopping".into()), tries),
             }
-            tries += 1;
+            tries.sent(self.clock.now());
             let err = match self.client().dispatch_with_key(&req, Some(&key)).await {
                 Ok(acc) => {
-                    tracing::info!(request_id = %acc.request_id, tries, "dispatch accepted");
+                    tracing::info!(request_id = %acc.request_id, tries = tries.count, "dispatch accepted");
                     return (
                         SendResult::Accepted {
                             request_id: acc.request_id,
@@ -322,18 +324,18 @@ impl Engine {
                 );
             }
             let Some(backoff) = delays.next() else {
-                tracing::warn!(error = %err, tries, "dispatch not sent after every safe retry");
+                tracing::warn!(error = %err, tries = tries.count, "dispatch not sent after every safe retry");
                 let retry_at = after(now, cfg.retry_max_delay);
                 return (
                     SendResult::NotSent {
-                        error: format!("not sent after {tries} tries: {err}"),
+                        error: format!("not sent after {} tries: {err}", tries.count),
                         retry_at,
                     },
                     tries,
                 );
             };
             let wait = backoff.max(retry_after.unwrap_or(Duration::ZERO));
-            tracing::debug!(error = %err, ?wait, tries, "safe to retry; waiting");
+            tracing::debug!(error = %err, ?wait, tries = tries.count, "safe to retry; waiting");
             tokio::select! {
                 _ = self.clock.sleep(wait) => {}
                 _ = shutdown.wait_for(|s| *s) => return (not_sent(format!("not sent: the daemon is stopping (last try: {err})")), tries),
@@ -469,6 +471,24 @@ fn context_object(text: &str) -> Map<String, Value> {
         Ok(Value::Null) | Err(_) if text.trim().is_empty() => Map::new(),
         Ok(other) => Map::from_iter([("context".to_string(), other)]),
         Err(_) => Map::from_iter([("context".to_string(), Value::String(text.to_string()))]),
+    }
+}
+
+/// The HTTP tries of one attempt: how many, and when the first and the last
+/// request were handed to the HTTP client.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tries {
+    count: u32,
+    first: Option<chrono::DateTime<chrono::Utc>>,
+    last: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Tries {
+    /// Notes a try handed over at `at`.
+    fn sent(&mut self, at: chrono::DateTime<chrono::Utc>) {
+        self.count += 1;
+        self.first.get_or_insert(at);
+        self.last = Some(at);
     }
 }
 

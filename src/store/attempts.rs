@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::Store;
 use super::daemon::insert_event;
-use crate::clock::to_db_text;
+use crate::clock::{to_db_text, to_db_text_ms};
 use crate::domain::Outcome;
 
 /// What became of one dispatch request, as the dispatcher reports it.
@@ -31,13 +31,29 @@ pub enum SendResult {
     },
 }
 
-/// One finished request: which attempt, after how many HTTP tries, and what happened.
+/// One finished request: which attempt, after how many HTTP tries, when
+/// they were sent, and what happened.
 #[derive(Debug, Clone)]
 pub struct AttemptResult {
     pub attempt_id: i64,
     pub contact_id: i64,
     pub tries: u32,
+    /// When the first try's request was handed to the HTTP client (`None`:
+    /// never sent); stored as `sent_at`.
+    pub first_try_at: Option<DateTime<Utc>>,
+    /// When the last try's request was handed over; grace counts from it.
+    pub last_try_at: Option<DateTime<Utc>>,
     pub result: SendResult,
+}
+
+impl AttemptResult {
+    /// `sent_at` and `last_try_at` as stored text.
+    fn instants(&self) -> (Option<String>, Option<String>) {
+        (
+            self.first_try_at.map(to_db_text_ms),
+            self.last_try_at.or(self.first_try_at).map(to_db_text_ms),
+        )
+    }
 }
 
 /// An attempt waiting for the reconciler.
@@ -86,18 +102,70 @@ pub enum ContactNext {
 const ACCEPT_CHUNK: usize = 32;
 
 /// Marks up to [`ACCEPT_CHUNK`] attempts accepted: `ACCEPT_CHUNK` rows of
-/// (attempt id, request id, raw response, tries), then the time.
+/// (attempt id, request id, raw response, tries, first try, last try), then the time.
 fn accept_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SQL.get_or_init(|| {
-        let rows = vec!["(?, ?, ?, ?)"; ACCEPT_CHUNK].join(", ");
+        let rows = vec!["(?, ?, ?, ?, ?, ?)"; ACCEPT_CHUNK].join(", ");
         format!(
-            "WITH v(id, request_id, raw, tries) AS (VALUES {rows}) \
+            "WITH v(id, request_id, raw, tries, sent, last) AS (VALUES {rows}) \
              UPDATE attempts SET state = 'accepted', request_id = v.request_id, raw_response = v.raw, \
-                    tries = v.tries, accepted_at = ? \
+                    tries = v.tries, sent_at = COALESCE(v.sent, attempts.sent_at), last_try_at = v.last, \
+                    accepted_at = ? \
              FROM v WHERE attempts.id = v.id AND attempts.state = 'sending'"
         )
     })
+}
+
+/// Turns an accepted result whose request id another attempt already
+/// carries (or an earlier result of the same batch) into an uncertain one
+/// with the reason: the API repeated an id, so which call it names is not
+/// known, and the unique index must not fail the whole batch.
+async fn screen_request_ids(
+    tx: &mut sqlx::SqliteConnection,
+    results: &[AttemptResult],
+) -> sqlx::Result<Vec<AttemptResult>> {
+    let ids: Vec<&str> = results
+        .iter()
+        .filter_map(|r| match &r.result {
+            SendResult::Accepted { request_id, .. } => Some(request_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut taken: std::collections::HashMap<String, i64> = if ids.is_empty() {
+        Default::default()
+    } else {
+        let list = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
+        sqlx::query_as::<_, (String, i64)>(
+            "SELECT a.request_id, a.id FROM attempts a JOIN json_each(?) j ON a.request_id = j.value",
+        )
+        .bind(list)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect()
+    };
+    let mut out = Vec::with_capacity(results.len());
+    for r in results {
+        let mut r = r.clone();
+        if let SendResult::Accepted { request_id, .. } = &r.result {
+            match taken.get(request_id.as_str()) {
+                Some(&other) if other != r.attempt_id => {
+                    r.result = SendResult::Uncertain {
+                        error: format!(
+                            "the API answered with request id {request_id}, which attempt {other} already carries; \
+                             whether this request placed a call is left to the call logs"
+                        ),
+                    };
+                }
+                _ => {
+                    taken.insert(request_id.clone(), r.attempt_id);
+                }
+            }
+        }
+        out.push(r);
+    }
+    Ok(out)
 }
 
 impl Store {
@@ -108,19 +176,16 @@ impl Store {
             return Ok(());
         }
         let now = self.now_text();
+        let now_ms = self.now_text_ms();
         let mut tx = self.begin_write().await?;
-        let accepted: Vec<(i64, &str, &str, i64)> = results
+        let results = screen_request_ids(&mut tx, results).await?;
+        let accepted: Vec<(&AttemptResult, &str, &str)> = results
             .iter()
             .filter_map(|r| match &r.result {
                 SendResult::Accepted {
                     request_id,
                     raw_response,
-                } => Some((
-                    r.attempt_id,
-                    request_id.as_str(),
-                    raw_response.as_str(),
-                    i64::from(r.tries),
-                )),
+                } => Some((r, request_id.as_str(), raw_response.as_str())),
                 _ => None,
             })
             .collect();
@@ -128,33 +193,53 @@ impl Store {
         // so one prepared statement serves every batch.
         for chunk in accepted.chunks(ACCEPT_CHUNK) {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(accept_sql()));
-            for (id, request_id, raw, tries) in chunk {
-                q = q.bind(id).bind(*request_id).bind(*raw).bind(tries);
+            for (r, request_id, raw) in chunk {
+                let (sent, last) = r.instants();
+                q = q
+                    .bind(r.attempt_id)
+                    .bind(*request_id)
+                    .bind(*raw)
+                    .bind(i64::from(r.tries))
+                    .bind(sent)
+                    .bind(last);
             }
             for _ in chunk.len()..ACCEPT_CHUNK {
                 q = q
                     .bind(None::<i64>)
                     .bind(None::<&str>)
                     .bind(None::<&str>)
-                    .bind(None::<i64>);
+                    .bind(None::<i64>)
+                    .bind(None::<&str>)
+                    .bind(None::<&str>);
             }
             q.bind(&now).execute(&mut *tx).await?;
         }
-        for r in results {
+        for r in &results {
             let tries = i64::from(r.tries);
+            let (sent, last) = r.instants();
+            if !matches!(r.result, SendResult::Accepted { .. }) && sent.is_some() {
+                sqlx::query(
+                    "UPDATE attempts SET sent_at = ?, last_try_at = ? WHERE id = ? AND state = 'sending'",
+                )
+                .bind(&sent)
+                .bind(&last)
+                .bind(r.attempt_id)
+                .execute(&mut *tx)
+                .await?;
+            }
             match &r.result {
-                // Written together below, in one statement.
+                // Written together above, in one statement.
                 SendResult::Accepted { .. } => {}
                 SendResult::Uncertain { error } => {
                     sqlx::query(
                         "UPDATE attempts SET state = 'uncertain', uncertain_at = ?, error = ?, tries = ? WHERE id = ? AND state = 'sending'",
                     )
-                    .bind(&now)
+                    .bind(&now_ms)
                     .bind(error)
                     .bind(tries)
-                        .bind(r.attempt_id)
-                        .execute(&mut *tx)
-                        .await?;
+                    .bind(r.attempt_id)
+                    .execute(&mut *tx)
+                    .await?;
                     insert_event(
                         &mut tx,
                         &now,
@@ -195,7 +280,7 @@ impl Store {
     /// before the last stop, so it becomes `uncertain` (never retried blindly).
     /// Returns how many were recovered.
     pub async fn recover_sending(&self, why: &str) -> sqlx::Result<u64> {
-        let now = self.now_text();
+        let now = self.now_text_ms();
         let mut tx = self.begin_write().await?;
         let n = sqlx::query("UPDATE attempts SET state = 'uncertain', uncertain_at = ?, error = ? WHERE state = 'sending'")
             .bind(&now)
