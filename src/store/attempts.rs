@@ -72,6 +72,12 @@ pub struct Outstanding {
     pub call_log_id: Option<i64>,
     /// When it became uncertain.
     pub uncertain_at: Option<String>,
+    /// When it was claimed (before any request).
+    pub claimed_at: Option<String>,
+    /// When the last try's request was handed to the HTTP client.
+    pub last_try_at: Option<String>,
+    /// When its call log was first seen in a listing.
+    pub log_seen_at: Option<String>,
     /// The contact's count of placed (or possibly placed) attempts.
     pub contact_attempts: i64,
 }
@@ -87,6 +93,15 @@ pub struct FinalLog {
     pub recording_url: Option<String>,
     pub cost: Option<f64>,
     pub raw_log: Option<String>,
+}
+
+/// An attempt's final outcome and what then happens to its contact.
+#[derive(Debug, Clone)]
+pub struct FinalOutcome {
+    pub attempt_id: i64,
+    pub contact_id: i64,
+    pub log: FinalLog,
+    pub next: ContactNext,
 }
 
 /// What happens to the contact after its attempt's final outcome.
@@ -308,7 +323,8 @@ impl Store {
     pub async fn outstanding_attempts(&self) -> sqlx::Result<Vec<Outstanding>> {
         sqlx::query_as(concat!(
             "SELECT a.id, a.contact_id, a.campaign_id, a.agent_id, a.to_number, a.state, a.request_id, \
-                    a.provider_status, a.sent_at, a.accepted_at, a.call_log_id, a.uncertain_at, c.attempts AS contact_attempts \
+                    a.provider_status, a.sent_at, a.accepted_at, a.call_log_id, a.uncertain_at, \
+                    a.claimed_at, a.last_try_at, a.log_seen_at, c.attempts AS contact_attempts \
              FROM attempts a JOIN contacts c ON c.id = a.contact_id WHERE ",
             super::live_attempt!("a."),
             " ORDER BY a.agent_id, a.sent_at"
@@ -336,6 +352,8 @@ impl Store {
     }
 
     /// Links an uncertain attempt to the call its log shows: it was placed.
+    /// Nothing is linked (false) when another attempt already carries the
+    /// request id or the log: such a log is no proof for this one.
     pub async fn link_uncertain(
         &self,
         attempt_id: i64,
@@ -345,8 +363,10 @@ impl Store {
         let now = self.now_text();
         let mut tx = self.begin_write().await?;
         let n = sqlx::query(
-            "UPDATE attempts SET state = 'accepted', request_id = COALESCE(?, request_id), call_log_id = ?, accepted_at = ? \
-             WHERE id = ? AND state = 'uncertain'",
+            "UPDATE attempts SET state = 'accepted', request_id = COALESCE(?1, request_id), call_log_id = ?2, accepted_at = ?3 \
+             WHERE id = ?4 AND state = 'uncertain' \
+               AND NOT EXISTS (SELECT 1 FROM attempts o WHERE o.id <> ?4 \
+                               AND ((?1 IS NOT NULL AND o.request_id = ?1) OR (?2 IS NOT NULL AND o.call_log_id = ?2)))",
         )
         .bind(request_id)
         .bind(call_log_id)
@@ -415,30 +435,43 @@ impl Store {
         status: &str,
         call_log_id: Option<i64>,
     ) -> sqlx::Result<()> {
-        sqlx::query("UPDATE attempts SET provider_status = ?, call_log_id = COALESCE(call_log_id, ?) WHERE id = ? AND outcome IS NULL")
-            .bind(status)
-            .bind(call_log_id)
-            .bind(attempt_id)
+        sqlx::query(
+            "UPDATE attempts SET provider_status = ?1, \
+             call_log_id = CASE WHEN EXISTS (SELECT 1 FROM attempts o WHERE o.call_log_id = ?2 AND o.id <> ?3) \
+                                THEN call_log_id ELSE COALESCE(call_log_id, ?2) END \
+             WHERE id = ?3 AND outcome IS NULL",
+        )
+        .bind(status)
+        .bind(call_log_id)
+        .bind(attempt_id)
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 
     /// Writes a batch of final outcomes and moves each contact on, in one transaction.
-    pub async fn record_outcomes(
-        &self,
-        items: &[(i64, i64, FinalLog, ContactNext)],
-    ) -> sqlx::Result<()> {
+    /// A call log id another attempt already carries (the API repeated a
+    /// log id) is not stored on this one, so the unique index never fails
+    /// the batch; the outcome is still written.
+    pub async fn record_outcomes(&self, items: &[FinalOutcome]) -> sqlx::Result<()> {
         if items.is_empty() {
             return Ok(());
         }
         let now = self.now_text();
         let mut tx = self.begin_write().await?;
-        for (attempt_id, contact_id, log, next) in items {
+        for FinalOutcome {
+            attempt_id,
+            contact_id,
+            log,
+            next,
+        } in items
+        {
             let n = sqlx::query(
-                "UPDATE attempts SET outcome = ?, provider_status = COALESCE(?, provider_status), \
-                 call_log_id = COALESCE(?, call_log_id), duration_secs = ?, transcript = ?, recording_url = ?, \
-                 cost = ?, raw_log = ?, finished_at = ? WHERE id = ? AND outcome IS NULL",
+                "UPDATE attempts SET outcome = ?1, provider_status = COALESCE(?2, provider_status), \
+                 call_log_id = CASE WHEN EXISTS (SELECT 1 FROM attempts o WHERE o.call_log_id = ?3 AND o.id <> ?10) \
+                                    THEN call_log_id ELSE COALESCE(?3, call_log_id) END, \
+                 duration_secs = ?4, transcript = ?5, recording_url = ?6, \
+                 cost = ?7, raw_log = ?8, finished_at = ?9 WHERE id = ?10 AND outcome IS NULL",
             )
             .bind(log.outcome.as_str())
             .bind(&log.provider_status)
@@ -469,6 +502,50 @@ impl Store {
                 .await?;
         }
         tx.commit().await
+    }
+}
+
+impl Store {
+    /// Notes when the call logs of `attempt_ids` were first seen in a
+    /// listing (kept once: the first sight is what teaches the delay).
+    pub async fn mark_logs_seen(&self, attempt_ids: &[i64], at: DateTime<Utc>) -> sqlx::Result<()> {
+        if attempt_ids.is_empty() {
+            return Ok(());
+        }
+        let ids = serde_json::to_string(attempt_ids).unwrap_or_else(|_| "[]".into());
+        sqlx::query(
+            "UPDATE attempts SET log_seen_at = ? WHERE log_seen_at IS NULL AND id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(to_db_text_ms(at))
+        .bind(ids)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The longest delay, in seconds, from a request's first try to the first
+    /// sight of its call's log, over attempts sent since `since`.
+    pub async fn longest_log_delay(&self, since: DateTime<Utc>) -> sqlx::Result<Option<f64>> {
+        sqlx::query_scalar(
+            "SELECT MAX((julianday(log_seen_at) - julianday(sent_at)) * 86400.0) FROM attempts \
+             WHERE log_seen_at IS NOT NULL AND log_seen_at >= ?",
+        )
+        .bind(to_db_text_ms(since))
+        .fetch_one(&self.pool)
+        .await
+    }
+
+    /// Adds `why` to an uncertain attempt's error, once: why it is not resolved.
+    pub async fn note_unresolved(&self, attempt_id: i64, why: &str) -> sqlx::Result<()> {
+        sqlx::query(
+            "UPDATE attempts SET error = COALESCE(error || '; ', '') || ?1 \
+             WHERE id = ?2 AND state = 'uncertain' AND instr(COALESCE(error, ''), ?1) = 0",
+        )
+        .bind(why)
+        .bind(attempt_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }
 
