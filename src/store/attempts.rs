@@ -535,6 +535,38 @@ impl Store {
         .await
     }
 
+    /// An accepted attempt whose request id turned out to name another
+    /// number's call (the API repeated an id): whether its own request placed
+    /// a call is not known, so it becomes `uncertain` again, without the id.
+    pub async fn demote_to_uncertain(&self, attempt_id: i64, why: &str) -> sqlx::Result<bool> {
+        let now = self.now_text_ms();
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query(
+            "UPDATE attempts SET state = 'uncertain', request_id = NULL, accepted_at = NULL, uncertain_at = ?, \
+             error = COALESCE(error || '; ', '') || ? WHERE id = ? AND state = 'accepted' AND outcome IS NULL",
+        )
+        .bind(&now)
+        .bind(why)
+        .bind(attempt_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n > 0 {
+            insert_event(
+                &mut tx,
+                &now,
+                "attempt_uncertain",
+                None,
+                None,
+                Some(attempt_id),
+                Some(why),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
     /// Adds `why` to an uncertain attempt's error, once: why it is not resolved.
     pub async fn note_unresolved(&self, attempt_id: i64, why: &str) -> sqlx::Result<()> {
         sqlx::query(

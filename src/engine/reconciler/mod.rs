@@ -51,6 +51,9 @@ pub struct ReconcileReport {
     /// Uncertain attempts left undecided because a log could belong to
     /// more than one open attempt.
     pub ambiguous: u64,
+    /// Accepted attempts found to carry another call's request id, made
+    /// uncertain again.
+    pub demoted: u64,
     /// The earliest time an uncertain attempt not yet old enough to be
     /// decided may be (its grace and the appearance delay both over).
     pub next_decision_at: Option<DateTime<Utc>>,
@@ -64,7 +67,7 @@ struct Wait {
 }
 
 /// The margin on the longest appearance delay: half as long again, plus this.
-const DELAY_MARGIN: chrono::Duration = chrono::Duration::seconds(10);
+const DELAY_MARGIN: chrono::Duration = chrono::Duration::seconds(2);
 
 /// How far back appearance delays are learned from.
 const DELAY_WINDOW: chrono::Duration = chrono::Duration::hours(24);

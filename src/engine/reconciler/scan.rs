@@ -132,7 +132,19 @@ impl Reconciler {
             .request_id
             .as_deref()
             .and_then(|r| work.by_request.remove(r));
-        if let Some(a) = by_request {
+        if let Some(a) = by_request
+            && let Some(to) = log.to_number.as_deref()
+            && !same_number(&a.to_number, to)
+        {
+            // The API answered this attempt with another call's request id.
+            let why = format!(
+                "request id {} names a call to another number; whether this request placed a call is left to the call logs",
+                a.request_id.as_deref().unwrap_or_default()
+            );
+            tracing::warn!(attempt = a.id, %why, "accepted attempt is uncertain again");
+            self.store.demote_to_uncertain(a.id, &why).await?;
+            report.demoted += 1;
+        } else if let Some(a) = by_request {
             if a.log_seen_at.is_none() {
                 work.seen.push(a.id);
                 if let (Some(t), Some(sent)) =
