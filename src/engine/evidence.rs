@@ -10,7 +10,7 @@
 //!   instant has a higher id; in a listing ordered by descending id, reading
 //!   down to the mark has read every log that could be newer.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -159,15 +159,19 @@ impl IdMarks {
 
 /// Whether a run of pages has been in descending log-id order, and how low
 /// it has read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdOrder {
-    /// Every page so far had strictly descending ids, each page starting no
-    /// higher than the one before.
+    /// Every page so far had strictly descending ids, and every id above the
+    /// lowest one read before it was a row already read (logs added at the
+    /// head push rows onto the next page, so a page may repeat rows).
     pub descending: bool,
     /// The lowest id read.
     pub lowest: Option<i64>,
-    /// The first id of the last page read.
-    last_first: Option<i64>,
+    /// Every id read.
+    read: BTreeSet<i64>,
+    /// The highest id of the first page: ids above it are logs added since
+    /// (at the head).
+    highest: Option<i64>,
 }
 
 impl Default for IdOrder {
@@ -175,7 +179,8 @@ impl Default for IdOrder {
         Self {
             descending: true,
             lowest: None,
-            last_first: None,
+            read: BTreeSet::new(),
+            highest: None,
         }
     }
 }
@@ -185,6 +190,7 @@ impl IdOrder {
     /// breaks the evidence (its place cannot be known).
     pub fn page(&mut self, ids: &[Option<i64>]) {
         let mut prev: Option<i64> = None;
+        let (floor, top) = (self.lowest, self.highest);
         for id in ids {
             let Some(id) = *id else {
                 self.descending = false;
@@ -193,17 +199,26 @@ impl IdOrder {
             if prev.is_some_and(|p| id >= p) {
                 self.descending = false;
             }
-            prev = Some(id);
-            self.lowest = Some(self.lowest.map_or(id, |l| l.min(id)));
-        }
-        if let Some(first) = ids.first().copied().flatten() {
-            // Logs added at the head push rows onto the next page, so a page
-            // may repeat rows of the one before, but never start higher.
-            if self.last_first.is_some_and(|f| first > f) {
+            if floor.is_some_and(|f| id > f)
+                && top.is_some_and(|t| id < t)
+                && !self.read.contains(&id)
+            {
+                // A log we never read, inside the range already read past.
                 self.descending = false;
             }
-            self.last_first = Some(first);
+            prev = Some(id);
+            self.read.insert(id);
+            self.lowest = Some(self.lowest.map_or(id, |l| l.min(id)));
+            if top.is_none() {
+                // The first page: its highest id is the newest log at the start.
+                self.highest = Some(self.highest.map_or(id, |h| h.max(id)));
+            }
         }
+    }
+
+    /// How many distinct ids this run read.
+    pub fn rows(&self) -> usize {
+        self.read.len()
     }
 
     /// Whether this run has read every log with an id above `mark`.
@@ -212,13 +227,48 @@ impl IdOrder {
     }
 }
 
+/// Rows that must have been read in descending id order, over every listing
+/// of an agent, before its ids are taken as the listing's order.
+pub const ORDER_TRUSTED_AFTER: u64 = 100;
+
+/// What the listings of one agent have shown of their order, over time: ids
+/// are used as evidence only after many rows in descending order and never
+/// after one out of order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListingTrust {
+    /// Rows read in runs that stayed in descending order.
+    pub rows_in_order: u64,
+    /// A run was seen out of descending order.
+    pub broken: bool,
+}
+
+impl ListingTrust {
+    /// Takes in a finished (or abandoned) run.
+    pub fn note(&mut self, run: &IdOrder) {
+        if run.descending {
+            self.rows_in_order = self.rows_in_order.saturating_add(run.rows() as u64);
+        } else if !self.broken {
+            tracing::warn!(
+                "the call-log listing is not in descending id order; only reading to its end proves a call absent"
+            );
+            self.broken = true;
+        }
+    }
+
+    /// Whether ids may be taken as the listing's order.
+    pub fn trusted(&self) -> bool {
+        !self.broken && self.rows_in_order >= ORDER_TRUSTED_AFTER
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::TimeZone;
 
+    /// A day above 12, so one log shows the date order.
     fn t0() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 3, 4, 10, 0, 0).unwrap()
+        Utc.with_ymd_and_hms(2026, 3, 14, 10, 0, 0).unwrap()
     }
 
     fn wall_text(utc: DateTime<Utc>, offset_min: i64, dmy: bool) -> LogTime {
@@ -263,6 +313,70 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever the zone and date order, after learning from known calls
+        /// sent at any time and seen after any delay, a later log's true
+        /// instant lies between its earliest and latest possible instants.
+        #[test]
+        fn a_learned_zone_always_holds_the_true_instant(
+            offset in -720i64..=840,
+            dmy: bool,
+            delays in proptest::collection::vec(0i64..600, 1..5),
+            gaps in proptest::collection::vec(0i64..86_400 * 60, 1..5),
+            later in 0i64..86_400 * 90,
+        ) {
+            let mut z = ZoneEvidence::new(Duration::minutes(2));
+            let mut sent = t0();
+            for (delay, gap) in delays.iter().zip(gaps.iter().cycle()) {
+                sent += Duration::seconds(*gap);
+                let call = sent + Duration::seconds(delay / 2);
+                z.learn(&wall_text(call, offset, dmy), sent, sent + Duration::seconds(*delay));
+            }
+            let t = sent + Duration::seconds(later);
+            let log = wall_text(t, offset, dmy);
+            let (lo, hi) = (z.earliest(&log).unwrap(), z.latest(&log).unwrap());
+            proptest::prop_assert!(lo <= t && t <= hi, "{} not in {}..{}", t, lo, hi);
+        }
+
+        /// In a listing in descending id order, cut into pages of any size,
+        /// with any number of new logs added at its head between two pages,
+        /// a run that says it reached a mark has read every id above the mark.
+        #[test]
+        fn reaching_a_mark_means_every_newer_log_was_read(
+            n in 1i64..120,
+            cap in 1usize..20,
+            added in proptest::collection::vec(0i64..5, 0..40),
+            mark in 0i64..200,
+        ) {
+            let mut listing: Vec<i64> = (1..=n).rev().collect();
+            let mut next = n + 1;
+            let mut order = IdOrder::default();
+            let mut page = 0usize;
+            let mut seen = std::collections::BTreeSet::new();
+            loop {
+                let rows: Vec<Option<i64>> =
+                    listing.iter().skip(page * cap).take(cap).map(|i| Some(*i)).collect();
+                if rows.is_empty() {
+                    break;
+                }
+                order.page(&rows);
+                seen.extend(rows.iter().flatten().copied());
+                proptest::prop_assert!(order.descending);
+                if order.reached(mark) {
+                    for id in (1..next).filter(|i| *i > mark && *i <= n) {
+                        proptest::prop_assert!(seen.contains(&id), "{} above mark {} was not read", id, mark);
+                    }
+                    break;
+                }
+                page += 1;
+                for _ in 0..added.get(page).copied().unwrap_or(0) {
+                    listing.insert(0, next);
+                    next += 1;
+                }
+            }
+        }
+    }
+
     #[test]
     fn marks_name_the_highest_id_listed_before_an_instant() {
         let mut m = IdMarks::default();
@@ -279,9 +393,17 @@ mod tests {
         let mut o = IdOrder::default();
         o.page(&[Some(9), Some(8), Some(7)]);
         o.page(&[Some(7), Some(6)]);
-        assert!(o.reached(6));
+        assert!(
+            o.reached(6),
+            "a row pushed onto the next page is no disorder"
+        );
         o.page(&[Some(8), Some(2)]);
-        assert!(!o.reached(2), "a page starting higher than the last");
+        o.page(&[Some(1)]);
+        assert!(o.reached(1), "a row repeated after logs were added");
+        let mut o = IdOrder::default();
+        o.page(&[Some(9), Some(5)]);
+        o.page(&[Some(7), Some(2)]);
+        assert!(!o.reached(2), "an unread id inside the range read past");
         let mut o = IdOrder::default();
         o.page(&[Some(1), Some(2)]);
         assert!(!o.reached(1));

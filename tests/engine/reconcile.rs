@@ -255,6 +255,56 @@ async fn a_log_that_could_be_either_of_two_uncertain_attempts_links_neither_and_
     .await
 }
 
+/// A contact held by a `Retry-After` for an hour after its claim: the grace
+/// counts from the request (the last try), never from the claim, and the
+/// send instants are stored to the millisecond.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn grace_counts_from_the_last_try_not_from_the_claim() {
+    within(async {
+        // Every dispatch answered 500 before placing: uncertain, no log ever.
+        let w = World::manual_now(&["--fault-500", "1"], |_| {}).await;
+        let c = w
+            .campaign(CampaignSpec {
+                max_attempts: 1,
+                ..Default::default()
+            })
+            .await;
+        w.add_uk_contacts(c, 1).await;
+        w.sweep(c).await;
+        let hour_ago = dialerd::clock::to_db_text_ms(w.clock.now() - chrono::Duration::hours(1));
+        w.sql(&format!("UPDATE attempts SET claimed_at = '{hour_ago}'"))
+            .await;
+        let (sent, last, uncertain): (String, String, String) =
+            sqlx::query_as("SELECT sent_at, last_try_at, uncertain_at FROM attempts")
+                .fetch_one(w.store.pool())
+                .await
+                .unwrap();
+        for t in [&sent, &last, &uncertain] {
+            assert_eq!(
+                t.len(),
+                "2026-11-25T08:00:00.123Z".len(),
+                "{t} is not to the millisecond"
+            );
+            assert!(t.as_str() > hour_ago.as_str());
+        }
+        let report = w.engine.reconcile_once().await.unwrap();
+        assert_eq!(
+            report.not_placed, 0,
+            "declared not placed by its claim time"
+        );
+        w.clock
+            .manual()
+            .advance(MANUAL_GRACE - std::time::Duration::from_secs(2));
+        let report = w.engine.reconcile_once().await.unwrap();
+        assert_eq!(report.not_placed, 0, "declared not placed within the grace");
+        assert_eq!(w.attempts().await[0].state, "uncertain");
+        w.clock.manual().advance(std::time::Duration::from_secs(3));
+        let report = w.engine.reconcile_once().await.unwrap();
+        assert_eq!(report.not_placed, 1, "proven absent once the grace is over");
+    })
+    .await
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 6, failure_persistence: None, .. ProptestConfig::default() })]
 

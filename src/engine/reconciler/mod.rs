@@ -25,7 +25,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::EngineConfig;
-use super::evidence::{IdMarks, ZoneEvidence};
+use super::evidence::{IdMarks, ListingTrust, ZoneEvidence};
 use crate::clock::{SharedClock, from_db_text, minus};
 use crate::provider::Client;
 use crate::store::{Campaign, Outstanding, Store};
@@ -85,6 +85,8 @@ pub struct Reconciler {
     scans: HashMap<i64, Scan>,
     zone: ZoneEvidence,
     marks: HashMap<i64, IdMarks>,
+    /// Whether each agent's listing has shown itself in descending id order.
+    trust: HashMap<i64, ListingTrust>,
     /// The most rows a page has held, per page size asked.
     honoured: HashMap<u32, usize>,
     /// Uncertain attempts a log could match together with another one: kept
@@ -116,6 +118,7 @@ impl Reconciler {
             cfg,
             scans: HashMap::new(),
             marks: HashMap::new(),
+            trust: HashMap::new(),
             honoured: HashMap::new(),
             ambiguous: HashSet::new(),
         }
@@ -311,11 +314,15 @@ impl Reconciler {
             }
         }
         self.flush(work, finals, report).await?;
+        self.trust.entry(agent).or_default().note(&head.ids);
         Ok((head, hit_limit))
     }
 
     /// Whether no accepted call is left that `scan` could still find.
     fn accepted_all_read(&self, agent: i64, scan: &Scan, work: &AgentWork<'_>) -> bool {
+        if !self.ids_trusted(agent) {
+            return work.by_request.is_empty() && work.by_log_id.is_empty();
+        }
         let marks = self.marks.get(&agent);
         work.by_request
             .values()
@@ -325,6 +332,12 @@ impl Reconciler {
                     .and_then(|m| m.before(claimed_at(a)))
                     .is_some_and(|mark| scan.ids.reached(mark))
             })
+    }
+
+    /// Whether `agent`'s listing has shown enough rows in descending id
+    /// order (and never one out of it) for ids to count as its order.
+    fn ids_trusted(&self, agent: i64) -> bool {
+        self.trust.get(&agent).is_some_and(ListingTrust::trusted)
     }
 
     /// Writes what a run of pages found.

@@ -275,9 +275,13 @@ impl Reconciler {
         }
         self.flush(work, finals, report).await?;
         if !(scan.ended || self.covered_all(agent, &scan, work, wait)) {
+            if !scan.ids.descending {
+                self.trust.entry(agent).or_default().note(&scan.ids);
+            }
             self.scans.insert(agent, scan);
             return Ok(());
         }
+        self.trust.entry(agent).or_default().note(&scan.ids);
         self.declare_not_placed(agent, &scan, work, wait, report)
             .await
     }
@@ -296,11 +300,12 @@ impl Reconciler {
     /// Whether `scan` has read every log that could be `a`'s call.
     fn covers(&self, agent: i64, scan: &Scan, a: &Outstanding) -> bool {
         scan.ended
-            || self
-                .marks
-                .get(&agent)
-                .and_then(|m| m.before(claimed_at(a)))
-                .is_some_and(|mark| scan.ids.reached(mark))
+            || self.ids_trusted(agent)
+                && self
+                    .marks
+                    .get(&agent)
+                    .and_then(|m| m.before(claimed_at(a)))
+                    .is_some_and(|mark| scan.ids.reached(mark))
     }
 
     /// Declares not placed every uncertain attempt the finished `scan`
