@@ -305,6 +305,58 @@ async fn grace_counts_from_the_last_try_not_from_the_claim() {
     .await
 }
 
+/// A scan several rounds deep when `reconcile.page_size` changes (SIGHUP):
+/// it begins again at page 1 instead of resuming at a page number that now
+/// means other rows, so no log is skipped and no placed call redialed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_page_size_changed_mid_scan_never_skips_a_log() {
+    within(async {
+        // Every call placed and answered 500: all uncertain, all to be linked.
+        let w = World::manual_now(&["--fault-500-placed", "1"], |cfg| {
+            cfg.page_size = 7;
+            cfg.max_pages_per_poll = 2;
+        })
+        .await;
+        let c = w
+            .campaign(CampaignSpec {
+                max_attempts: 1,
+                ..Default::default()
+            })
+            .await;
+        let numbers = w.add_uk_contacts(c, 40).await;
+        w.sweep(c).await;
+        w.clock.manual().advance(MANUAL_GRACE * 2);
+        w.engine.reconcile_once().await.unwrap();
+        let mut cfg = w.cfg.clone();
+        cfg.page_size = 15;
+        cfg.max_pages_per_poll = 2;
+        w.engine.reconfigure(cfg);
+        // Past any wait the first round taught, so the next round scans on.
+        w.clock
+            .manual()
+            .advance(std::time::Duration::from_secs(600));
+        w.engine.reconcile_once().await.unwrap();
+        w.run_to_idle(100).await;
+        let placed = w.placed_per_number();
+        for n in &numbers {
+            assert_eq!(
+                placed.get(n),
+                Some(&1),
+                "{n} was placed {:?} times",
+                placed.get(n)
+            );
+        }
+        let not_placed = w
+            .attempts()
+            .await
+            .into_iter()
+            .filter(|a| a.state == "not_placed")
+            .count();
+        assert_eq!(not_placed, 0, "a placed call was declared not placed");
+    })
+    .await
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 6, failure_persistence: None, .. ProptestConfig::default() })]
 

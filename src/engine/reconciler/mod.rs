@@ -69,6 +69,10 @@ struct Wait {
 /// The margin on the longest appearance delay: half as long again, plus this.
 const DELAY_MARGIN: chrono::Duration = chrono::Duration::seconds(2);
 
+/// A first sight teaches the appearance delay only if the listing was read
+/// this recently before (after a stop, a first sight says little).
+const WATCHING: chrono::Duration = chrono::Duration::minutes(5);
+
 /// How far back appearance delays are learned from.
 const DELAY_WINDOW: chrono::Duration = chrono::Duration::hours(24);
 
@@ -85,6 +89,8 @@ pub struct Reconciler {
     scans: HashMap<i64, Scan>,
     zone: ZoneEvidence,
     marks: HashMap<i64, IdMarks>,
+    /// When each agent's listing was last read.
+    last_read: HashMap<i64, DateTime<Utc>>,
     /// Whether each agent's listing has shown itself in descending id order.
     trust: HashMap<i64, ListingTrust>,
     /// The most rows a page has held, per page size asked.
@@ -104,6 +110,9 @@ struct AgentWork<'a> {
     ambiguous: HashSet<i64>,
     /// Attempts whose log was seen for the first time this round.
     seen: Vec<i64>,
+    /// The agent's listing was read recently, so a log seen now for the
+    /// first time appeared since then: first sights teach the delay.
+    watching: bool,
 }
 
 impl Reconciler {
@@ -119,6 +128,7 @@ impl Reconciler {
             scans: HashMap::new(),
             marks: HashMap::new(),
             trust: HashMap::new(),
+            last_read: HashMap::new(),
             honoured: HashMap::new(),
             ambiguous: HashSet::new(),
         }
@@ -205,7 +215,7 @@ impl Reconciler {
             .map(|s| chrono::Duration::milliseconds((s * 1000.0) as i64));
         let unseen = outstanding
             .iter()
-            .filter(|a| a.state == "accepted" && a.log_seen_at.is_none())
+            .filter(|a| a.state == "accepted" && a.log_seen_at.is_none() && a.call_log_id.is_none())
             .filter_map(|a| from_db_text(&a.sent_at))
             .map(|sent| now - sent)
             .max();
@@ -238,7 +248,12 @@ impl Reconciler {
                 .filter(|id| self.ambiguous.contains(id))
                 .collect(),
             seen: Vec::new(),
+            watching: self
+                .last_read
+                .get(&agent)
+                .is_some_and(|t| self.clock.now() - *t <= WATCHING),
         };
+        self.last_read.insert(agent, self.clock.now());
         for a in mine {
             match (a.state.as_str(), a.request_id.as_deref(), a.call_log_id) {
                 ("uncertain", _, _) => work.uncertain.push(a),

@@ -145,7 +145,7 @@ impl Reconciler {
             self.store.demote_to_uncertain(a.id, &why).await?;
             report.demoted += 1;
         } else if let Some(a) = by_request {
-            if a.log_seen_at.is_none() {
+            if a.log_seen_at.is_none() && work.watching {
                 work.seen.push(a.id);
                 if let (Some(t), Some(sent)) =
                     (&log.log_time, crate::clock::from_db_text(&a.sent_at))
@@ -160,9 +160,8 @@ impl Reconciler {
             None => self.link_uncertain(work, log, report).await?,
         };
         if let Some(a) = matched {
-            if a.log_seen_at.is_none() {
-                work.seen.push(a.id);
-            }
+            // Not learned from: an uncertain attempt's send time says little
+            // of when its log appeared.
             self.apply_log(a, log, campaigns, finals).await?;
         }
         Ok(())
