@@ -115,7 +115,7 @@ impl TimeStyle {
     pub fn write(&self, t: chrono::DateTime<chrono::Utc>) -> String {
         let secs = i32::try_from(self.offset_min * 60).unwrap_or(0);
         let zone = chrono::FixedOffset::east_opt(secs)
-            .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("UTC is an offset"));
+            .unwrap_or_else(|| chrono::Offset::fix(&chrono::Utc));
         let local = t.with_timezone(&zone);
         match self.format {
             TimeFormat::Mdy => local.format("%m/%d/%Y %H:%M:%S").to_string(),
@@ -277,6 +277,45 @@ fn parse_secs(s: &str) -> Result<f64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hostile_api_options_parse_and_write_time_of_call_as_asked() {
+        #[derive(clap::Parser)]
+        struct P {
+            #[command(flatten)]
+            opts: SimOptions,
+        }
+        let o = <P as clap::Parser>::try_parse_from([
+            "simulate",
+            "--log-time-offset-min",
+            "-300",
+            "--max-page-size",
+            "20",
+            "--repeat-request-ids",
+            "0.1",
+            "--log-after-end",
+            "--time-format",
+            "dmy",
+        ])
+        .unwrap()
+        .opts;
+        assert_eq!(o.log_time_offset_min, -300);
+        assert_eq!(o.max_page_size, Some(20));
+        assert!(o.log_after_end);
+        let t = chrono::DateTime::parse_from_rfc3339("2026-11-25T03:04:05Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(TimeStyle::of(&o).write(t), "24/11/2026 22:04:05");
+        let iso = TimeStyle {
+            offset_min: 330,
+            format: TimeFormat::Iso,
+        };
+        assert_eq!(iso.write(t), "2026-11-25T08:34:05+05:30");
+        assert!(
+            <P as clap::Parser>::try_parse_from(["simulate", "--log-time-offset-min", "900"])
+                .is_err()
+        );
+    }
 
     #[test]
     fn the_defaults_are_the_documented_ones() {
