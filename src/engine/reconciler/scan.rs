@@ -98,10 +98,10 @@ impl Reconciler {
         }
         if rows > *honoured {
             if rows < asked && *honoured > 0 {
-                tracing::warn!(
+                tracing::debug!(
                     asked,
                     rows,
-                    "the server returns fewer logs per page than asked; reading on"
+                    "a page fuller than any before, still short of the size asked"
                 );
             }
             *honoured = rows;
