@@ -306,16 +306,8 @@ impl Reconciler {
         let mut finals = Vec::new();
         let mut hit_limit = false;
         loop {
-            let first = head.next_page == 1;
-            let max_id = self
-                .read_page(agent, &mut head, work, campaigns, &mut finals, report)
+            self.read_page(agent, &mut head, work, campaigns, &mut finals, report)
                 .await?;
-            if first && let Some(id) = max_id {
-                self.marks
-                    .entry(agent)
-                    .or_default()
-                    .note(head.started_at, id);
-            }
             if head.ended || self.accepted_all_read(agent, &head, work) {
                 break;
             }

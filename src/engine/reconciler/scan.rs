@@ -44,8 +44,8 @@ impl Scan {
 
 impl Reconciler {
     /// Reads `scan`'s next page of `agent`'s logs, applies every log that
-    /// belongs to an outstanding attempt, and moves the scan on. Returns the
-    /// highest log id on the page.
+    /// belongs to an outstanding attempt, and moves the scan on; page 1's
+    /// highest log id becomes a mark.
     pub(super) async fn read_page(
         &mut self,
         agent: i64,
@@ -54,7 +54,7 @@ impl Reconciler {
         campaigns: &HashMap<i64, Campaign>,
         finals: &mut Vec<FinalOutcome>,
         report: &mut ReconcileReport,
-    ) -> anyhow::Result<Option<i64>> {
+    ) -> anyhow::Result<()> {
         let q = LogQuery {
             page: scan.next_page,
             page_size: scan.page_size,
@@ -73,12 +73,18 @@ impl Reconciler {
             // Rows that are not logs: their ids are unknown, so is the order.
             scan.ids.page(&[None]);
         }
+        if scan.next_page == 1
+            && let Some(max) = ids.iter().flatten().max()
+        {
+            // Every log created after the answer came has a higher id.
+            self.marks.entry(agent).or_default().note(answered_at, *max);
+        }
         scan.next_page += 1;
         for log in &page.logs {
             self.take_log(log, answered_at, work, campaigns, finals, report)
                 .await?;
         }
-        Ok(ids.iter().flatten().max().copied())
+        Ok(())
     }
 
     /// Decides from a page's length whether the listing ended: only a page
