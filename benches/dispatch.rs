@@ -457,6 +457,8 @@ async fn claim_cost(size: usize) -> anyhow::Result<()> {
                     attempt_id: c.attempt_id,
                     contact_id: c.contact_id,
                     tries: 1,
+                    first_try_at: Some(chrono::Utc::now()),
+                    last_try_at: Some(chrono::Utc::now()),
                     result: SendResult::Accepted {
                         request_id: format!("{}", c.attempt_id * 1000 + k as i64),
                         raw_response: json!({"success": true, "requestId": c.attempt_id})

@@ -130,6 +130,13 @@ pub fn to_db_text(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
+/// Formats an instant to the millisecond, the way send instants are stored:
+/// `2026-11-25T08:00:00.123Z`. One fixed width, so text order is time order
+/// within a column written this way.
+pub fn to_db_text_ms(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
 /// Parses a stored time. Accepts any RFC 3339 text and SQLite's own
 /// `YYYY-MM-DD HH:MM:SS` (UTC), which `datetime('now')` and other writers produce.
 pub fn from_db_text(s: &str) -> Option<DateTime<Utc>> {
@@ -184,5 +191,15 @@ mod tests {
         assert_eq!(from_db_text("2026-11-25T08:00:00Z"), Some(t));
         assert_eq!(from_db_text("2026-11-25 08:00:00"), Some(t));
         assert_eq!(from_db_text("yesterday"), None);
+    }
+
+    #[test]
+    fn send_instants_keep_their_milliseconds_and_read_back() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 25, 8, 0, 0).unwrap()
+            + chrono::Duration::milliseconds(123);
+        assert_eq!(to_db_text_ms(t), "2026-11-25T08:00:00.123Z");
+        assert_eq!(from_db_text(&to_db_text_ms(t)), Some(t));
+        let whole = Utc.with_ymd_and_hms(2026, 11, 25, 8, 0, 0).unwrap();
+        assert_eq!(to_db_text_ms(whole), "2026-11-25T08:00:00.000Z");
     }
 }

@@ -617,6 +617,54 @@ fn a_second_daemon_on_the_same_database_refuses_to_start() {
     assert!(first.stop().success());
 }
 
+/// Runs a second daemon on `other`, a path that reaches the first
+/// daemon's database another way, and checks that it refuses to start.
+fn a_second_path_is_refused(s: &Setup, other: &std::path::Path) {
+    let mut first = s.start(&["run"]);
+    let mut cmd = s.command(&["run"]);
+    cmd.env("DIALERD_DATABASE__PATH", other);
+    let mut second = Proc::spawn(cmd);
+    let status = second.wait(Duration::from_secs(10)).unwrap_or_else(|| {
+        panic!(
+            "a second daemon ran on {} beside the first:\n{}",
+            other.display(),
+            second.stderr()
+        )
+    });
+    assert!(!status.success());
+    let err = second.stderr();
+    assert!(err.contains("already running"), "{err}");
+    assert!(
+        err.contains(&format!("pid {}", first.pid())),
+        "the message should name the holder: {err}"
+    );
+    assert!(first.running(), "the first daemon must be unaffected");
+    assert!(first.stop().success());
+}
+
+#[test]
+fn a_symlinked_database_path_is_refused_by_a_running_daemons_lock() {
+    let (_sim, url) = simulate(&[]);
+    let s = Setup::new(&url, "sim-key");
+    let link = s.path("b.db");
+    std::os::unix::fs::symlink(s.db(), &link).unwrap();
+    a_second_path_is_refused(&s, &link);
+}
+
+#[test]
+fn a_hard_linked_or_dotted_database_path_is_refused_by_a_running_daemons_lock() {
+    let (_sim, url) = simulate(&[]);
+    let s = Setup::new(&url, "sim-key");
+    // The daemon's database must exist to be hard-linked.
+    let mut first = s.start(&["run"]);
+    assert!(first.stop().success());
+    let hard = s.path("hard.db");
+    std::fs::hard_link(s.db(), &hard).unwrap();
+    a_second_path_is_refused(&s, &hard);
+    std::fs::create_dir(s.path("sub")).unwrap();
+    a_second_path_is_refused(&s, &s.path("sub/../dialerd.db"));
+}
+
 #[test]
 fn a_restart_after_kill_9_is_not_blocked() {
     let (_sim, url) = simulate(&["--latency-ms", "300"]);

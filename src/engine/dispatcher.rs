@@ -207,7 +207,7 @@ impl Engine {
                 retry_at: self.clock.now(),
             }),
         };
-        let (result, tries) = match slot {
+        let (result, tries): (SendResult, Tries) = match slot {
             Ok(slot) => {
                 metrics::gauge!("dialerd_attempts_in_flight").increment(1.0);
                 let sent = self.send(&claim, from_number_id, deadline).await;
@@ -215,19 +215,21 @@ impl Engine {
                 drop(slot);
                 sent
             }
-            Err(unsent) => (unsent, 0),
+            Err(unsent) => (unsent, Tries::default()),
         };
         drop(permit);
         metrics::counter!("dialerd_dispatches_total", "result" => result_label(&result))
             .increment(1);
-        if tries > 0 {
+        if tries.count > 0 {
             self.sent_total.fetch_add(1, Ordering::Relaxed);
         }
         self.note_rejections(claim.campaign_id, &result).await;
         let record = AttemptResult {
             attempt_id: claim.attempt_id,
             contact_id: claim.contact_id,
-            tries,
+            tries: tries.count,
+            first_try_at: tries.first,
+            last_try_at: tries.last,
             result: result.clone(),
         };
         if !self.writer.write(record).await {
@@ -247,7 +249,7 @@ impl Engine {
         claim: &Claimed,
         from_number_id: Option<i64>,
         deadline: DateTime<Utc>,
-    ) -> (SendResult, u32) {
+    ) -> (SendResult, Tries) {
         let cfg = self.config();
         let req = DispatchRequest {
             agent_id: claim.agent_id,
@@ -260,7 +262,7 @@ impl Engine {
             cfg.retry_max_delay,
             cfg.retry_max_tries,
         );
-        let mut tries = 0u32;
+        let mut tries = Tries::default();
         let mut shutdown = self.shutdown.clone();
         // The same for every try of this attempt, and unique to it (the number
         // keeps keys of two installations on one account apart).
@@ -273,10 +275,10 @@ impl Engine {
             if let Err(unsent) = self.ready_to_try(claim, deadline).await {
                 return (unsent, tries);
             }
-            tries += 1;
+            tries.sent(self.clock.now());
             let err = match self.client().dispatch_with_key(&req, Some(&key)).await {
                 Ok(acc) => {
-                    tracing::info!(request_id = %acc.request_id, tries, "dispatch accepted");
+                    tracing::info!(request_id = %acc.request_id, tries = tries.count, "dispatch accepted");
                     return (
                         SendResult::Accepted {
                             request_id: acc.request_id,
@@ -287,11 +289,14 @@ impl Engine {
                 }
                 Err(e) => e,
             };
-            let wait = match self.after_failure(&err, &mut delays, tries, deadline).await {
+            let wait = match self
+                .after_failure(&err, &mut delays, tries.count, deadline)
+                .await
+            {
                 Ok(wait) => wait,
                 Err(result) => return (result, tries),
             };
-            tracing::debug!(error = %err, ?wait, tries, "safe to retry; waiting");
+            tracing::debug!(error = %err, ?wait, tries = tries.count, "safe to retry; waiting");
             tokio::select! {
                 _ = self.clock.sleep(wait) => {}
                 _ = shutdown.wait_for(|s| *s) => return (SendResult::NotSent {
@@ -613,6 +618,24 @@ fn context_object(text: &str) -> Map<String, Value> {
         Ok(Value::Null) | Err(_) if text.trim().is_empty() => Map::new(),
         Ok(other) => Map::from_iter([("context".to_string(), other)]),
         Err(_) => Map::from_iter([("context".to_string(), Value::String(text.to_string()))]),
+    }
+}
+
+/// The HTTP tries of one attempt: how many, and when the first and the last
+/// request were handed to the HTTP client.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tries {
+    count: u32,
+    first: Option<chrono::DateTime<chrono::Utc>>,
+    last: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Tries {
+    /// Notes a try handed over at `at`.
+    fn sent(&mut self, at: chrono::DateTime<chrono::Utc>) {
+        self.count += 1;
+        self.first.get_or_insert(at);
+        self.last = Some(at);
     }
 }
 

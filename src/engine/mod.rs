@@ -3,10 +3,13 @@
 //! rate-limited, bounded worker pool, and the reconciler reads the call logs
 //! back into the database. Each part has a single-step function
 //! ([`Engine::tick`], [`Engine::sweep_campaign`], [`Engine::reconcile_once`])
-//! that tests drive directly, and [`crate::daemon`] loops around them.
+//! that tests drive directly, and [`crate::daemon`] loops around them. The
+//! reconciler is a worker of its own ([`Reconciler`], one round per
+//! [`Reconciler::step`]); the engine holds one and hands it reloaded settings.
 
 mod dialcheck;
 mod dispatcher;
+pub mod evidence;
 pub mod policy;
 mod reconciler;
 pub mod retry;
@@ -23,7 +26,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{Notify, Semaphore, watch};
 
 pub use dispatcher::SweepReport;
-pub use reconciler::ReconcileReport;
+pub use reconciler::{ReconcileReport, Reconciler};
 
 use crate::clock::SharedClock;
 use crate::config::{CampaignDefaults, Compliance, Settings};
@@ -135,8 +138,8 @@ pub struct Engine {
     /// Requests sent and outcomes written since start, for the status line.
     sent_total: std::sync::atomic::AtomicU64,
     finalised_total: std::sync::atomic::AtomicU64,
-    /// Scans for uncertain attempts in progress, per agent.
-    scans: Mutex<HashMap<i64, reconciler::DeepScan>>,
+    /// The reconciler; a tokio Mutex because a round awaits while holding it.
+    reconciler: tokio::sync::Mutex<Reconciler>,
     /// Consecutive rejections per campaign (a bad agent id rejects everything).
     rejections: Mutex<HashMap<i64, u32>>,
     writer: writer::ResultWriter,
@@ -212,6 +215,12 @@ impl Engine {
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Self> {
         let limiter = Arc::new(cfg.limiter());
+        let reconciler = Reconciler::new(
+            store.clone(),
+            client.clone(),
+            clock.clone(),
+            Arc::new(cfg.clone()),
+        );
         Arc::new(Self {
             writer: writer::ResultWriter::spawn(store.clone()),
             dial_reader: dialcheck::DialReader::spawn(store.clone(), clock.clone()),
@@ -229,7 +238,7 @@ impl Engine {
             auth_paused: AtomicBool::new(false),
             sent_total: Default::default(),
             finalised_total: Default::default(),
-            scans: Mutex::new(HashMap::new()),
+            reconciler: tokio::sync::Mutex::new(reconciler),
             rejections: Mutex::new(HashMap::new()),
             shutdown,
         })
@@ -248,6 +257,18 @@ impl Engine {
         self.claimed.resize(cfg.claim_budget());
         *self.cfg.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(cfg);
         self.reconfigured.notify_waiters();
+    }
+
+    /// One reconcile round ([`Reconciler::step`]) with the current client
+    /// and tunables.
+    pub async fn reconcile_once(&self) -> anyhow::Result<ReconcileReport> {
+        let mut r = self.reconciler.lock().await;
+        r.set_client(self.client());
+        r.set_config(self.config());
+        let report = r.step().await?;
+        self.finalised_total
+            .fetch_add(report.finalised + report.timed_out, Ordering::Relaxed);
+        Ok(report)
     }
 
     /// The store.

@@ -7,6 +7,7 @@
 mod client;
 mod error;
 mod lenient;
+mod logtime;
 mod model;
 mod status;
 mod transcript;
@@ -16,6 +17,7 @@ mod tests;
 
 pub use client::Client;
 pub use error::{ErrorKind, ProviderError, parse_retry_after};
+pub use logtime::{DateOrder, LogTime, WIDEST_EAST_MIN, WIDEST_WEST_MIN};
 pub use model::{Accepted, CallLog, DispatchRequest, LogPage, LogQuery};
 pub use status::{CallStatus, normalise_status};
 pub use transcript::clean_transcript;

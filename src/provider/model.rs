@@ -85,8 +85,12 @@ pub struct CallLog {
     pub call_status_raw: Option<String>,
     /// The normalised status.
     pub status: CallStatus,
-    /// When the call was made (the API gives no zone; read as UTC).
+    /// When the call was made, read as UTC (the API gives no zone): for
+    /// display only; ordering uses [`CallLog::log_time`].
     pub time_of_call: Option<DateTime<Utc>>,
+    /// `time_of_call` as far as it is known: an instant, or a wall time in an
+    /// unknown zone with each date reading the text allows.
+    pub log_time: Option<super::LogTime>,
     /// Call length in seconds.
     pub duration_secs: Option<f64>,
     /// The transcript, one turn per line, HTML removed.
@@ -120,6 +124,7 @@ impl CallLog {
             status: normalise_status(call_status_raw.as_deref(), is_voicemail),
             call_status_raw,
             time_of_call: lenient::time(o.get("time_of_call")),
+            log_time: lenient::text(o.get("time_of_call")).and_then(|t| super::LogTime::parse(&t)),
             duration_secs: duration(o),
             transcript: o
                 .get("call_conversation")

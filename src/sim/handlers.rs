@@ -124,7 +124,8 @@ async fn dispatch(
         record(entry);
         return unauthorized();
     }
-    let req = match validate(parsed.as_ref(), received_at) {
+    // Logs are stamped on the simulator's clock (the tests' clock when given).
+    let req = match validate(parsed.as_ref(), st.clock.now()) {
         Ok(req) => req,
         Err(err) => {
             record(entry);
@@ -167,7 +168,7 @@ async fn dispatch(
             let ok = json!({
                 "success": true,
                 "status": "dispatched",
-                "requestId": call.request_id,
+                "requestId": call.answered_request_id,
                 "custom_variables_count": context_len,
             });
             match result {
@@ -267,7 +268,11 @@ async fn list_logs(
         Err(err) => return err.into_response(),
     };
     let now = Instant::now();
-    let (calls, total) = st.list(q.agent, q.status.as_deref(), q.page, q.size, now);
+    let size = st
+        .opts
+        .max_page_size
+        .map_or(q.size, |cap| q.size.min(cap as usize));
+    let (calls, total) = st.list(q.agent, q.status.as_deref(), q.page, size, now);
     let logs: Vec<Value> = calls.iter().map(|c| render(c, now)).collect();
     axum::Json(json!({"call_log_data": logs, "total_records": total})).into_response()
 }

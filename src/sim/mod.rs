@@ -41,7 +41,7 @@ pub async fn serve(
     opts: SimOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let state = SimState::new(opts)?;
+    let state = SimState::new(opts, Arc::new(crate::clock::SystemClock))?;
     run(listener, state, shutdown).await
 }
 
@@ -68,11 +68,20 @@ async fn run(
 
 /// Starts a simulator on `127.0.0.1:0` in a background task.
 pub async fn spawn(opts: SimOptions) -> anyhow::Result<SimHandle> {
+    spawn_with_clock(opts, Arc::new(crate::clock::SystemClock)).await
+}
+
+/// [`spawn`], stamping logs with `clock` (a test's clock, so `time_of_call`
+/// and the engine's send times are on one time line).
+pub async fn spawn_with_clock(
+    opts: SimOptions,
+    clock: crate::clock::SharedClock,
+) -> anyhow::Result<SimHandle> {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .context("cannot bind the simulator to 127.0.0.1")?;
     let addr = listener.local_addr().context("the simulator's address")?;
-    let state = SimState::new(opts)?;
+    let state = SimState::new(opts, clock)?;
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(run(listener, state.clone(), async move {
         // A dropped handle stops the server too.

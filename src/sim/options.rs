@@ -62,6 +62,67 @@ pub struct SimOptions {
     /// Bounds a long-running simulator's memory (the file journal keeps all).
     #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_calls: u64,
+    /// Write `time_of_call` in UTC+M (minutes, −720 … 840), as an API
+    /// writing an account's local time would.
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true,
+          value_parser = clap::value_parser!(i64).range(-720..=840))]
+    pub log_time_offset_min: i64,
+    /// Serve at most N logs per page, whatever `pagesize` asks.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_page_size: Option<u32>,
+    /// Probability that a placed call's answer carries an earlier call's
+    /// `requestId` (its log keeps its own).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_probability)]
+    pub repeat_request_ids: f64,
+    /// List a call's log only once the call has ended.
+    #[arg(long)]
+    pub log_after_end: bool,
+    /// How `time_of_call` is written: `mdy` (`MM/DD/YYYY HH:MM:SS`, as
+    /// documented), `dmy` (`DD/MM/YYYY HH:MM:SS`) or `iso` (RFC 3339 with the offset).
+    #[arg(long, default_value = "mdy")]
+    pub time_format: TimeFormat,
+}
+
+/// How the simulator writes `time_of_call`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TimeFormat {
+    /// `MM/DD/YYYY HH:MM:SS`.
+    Mdy,
+    /// `DD/MM/YYYY HH:MM:SS`.
+    Dmy,
+    /// RFC 3339 with the offset.
+    Iso,
+}
+
+/// The zone and format `time_of_call` is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeStyle {
+    /// Minutes east of UTC.
+    pub offset_min: i64,
+    pub format: TimeFormat,
+}
+
+impl TimeStyle {
+    /// The style the options ask for.
+    pub fn of(o: &SimOptions) -> Self {
+        Self {
+            offset_min: o.log_time_offset_min,
+            format: o.time_format,
+        }
+    }
+
+    /// `t` written in this style.
+    pub fn write(&self, t: chrono::DateTime<chrono::Utc>) -> String {
+        let secs = i32::try_from(self.offset_min * 60).unwrap_or(0);
+        let zone = chrono::FixedOffset::east_opt(secs)
+            .unwrap_or_else(|| chrono::Offset::fix(&chrono::Utc));
+        let local = t.with_timezone(&zone);
+        match self.format {
+            TimeFormat::Mdy => local.format("%m/%d/%Y %H:%M:%S").to_string(),
+            TimeFormat::Dmy => local.format("%d/%m/%Y %H:%M:%S").to_string(),
+            TimeFormat::Iso => local.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        }
+    }
 }
 
 impl Default for SimOptions {
@@ -216,6 +277,45 @@ fn parse_secs(s: &str) -> Result<f64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hostile_api_options_parse_and_write_time_of_call_as_asked() {
+        #[derive(clap::Parser)]
+        struct P {
+            #[command(flatten)]
+            opts: SimOptions,
+        }
+        let o = <P as clap::Parser>::try_parse_from([
+            "simulate",
+            "--log-time-offset-min",
+            "-300",
+            "--max-page-size",
+            "20",
+            "--repeat-request-ids",
+            "0.1",
+            "--log-after-end",
+            "--time-format",
+            "dmy",
+        ])
+        .unwrap()
+        .opts;
+        assert_eq!(o.log_time_offset_min, -300);
+        assert_eq!(o.max_page_size, Some(20));
+        assert!(o.log_after_end);
+        let t = chrono::DateTime::parse_from_rfc3339("2026-11-25T03:04:05Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(TimeStyle::of(&o).write(t), "24/11/2026 22:04:05");
+        let iso = TimeStyle {
+            offset_min: 330,
+            format: TimeFormat::Iso,
+        };
+        assert_eq!(iso.write(t), "2026-11-25T08:34:05+05:30");
+        assert!(
+            <P as clap::Parser>::try_parse_from(["simulate", "--log-time-offset-min", "900"])
+                .is_err()
+        );
+    }
 
     #[test]
     fn the_defaults_are_the_documented_ones() {

@@ -10,9 +10,6 @@ use super::state::{Phase, SimCall};
 use super::transcript::{self, Turn};
 use crate::domain::Outcome;
 
-/// The API's `time_of_call` format.
-const TIME_OF_CALL: &str = "%m/%d/%Y %H:%M:%S";
-
 /// The call's log at `now`.
 pub(crate) fn render(c: &SimCall, now: Instant) -> Value {
     let done = c.phase(now) == Phase::Final;
@@ -51,7 +48,7 @@ pub(crate) fn render(c: &SimCall, now: Instant) -> Value {
         "call_request_id": {"id": c.request_id, "type_of_request": "api"},
         "bot_name": format!("Sim Agent {}", c.agent_id),
         "agent_id": c.agent_id,
-        "time_of_call": c.dispatched_at.format(TIME_OF_CALL).to_string(),
+        "time_of_call": c.time_style.write(c.dispatched_at),
         "from_number": from_number,
         "to_number": c.to_number,
         "call_direction": "outbound",
@@ -98,7 +95,7 @@ fn interactions(c: &SimCall, turns: &[Turn]) -> Value {
                 "user_query": t.user,
                 "bot_response": t.bot,
                 "customer_phone_number": false,
-                "time_of_call": at.format(TIME_OF_CALL).to_string(),
+                "time_of_call": c.time_style.write(at),
                 "total_tokens": 1700 + 40 * seq,
             })
         })

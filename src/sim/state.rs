@@ -43,6 +43,11 @@ pub(crate) struct SimCall {
     pub talk_secs: u32,
     /// A draw that picks wording variants.
     pub variant: u32,
+    /// How its `time_of_call` is written.
+    pub time_style: super::options::TimeStyle,
+    /// The `requestId` its dispatch answer carried (an earlier call's under
+    /// `--repeat-request-ids`).
+    pub answered_request_id: i64,
 }
 
 /// Where a call stands at some instant.
@@ -146,6 +151,9 @@ pub(crate) struct Counters {
 /// Everything the handlers share.
 pub(crate) struct SimState {
     pub opts: SimOptions,
+    /// The clock logs are stamped with (`time_of_call`); call progress and
+    /// the journal keep real time.
+    pub clock: crate::clock::SharedClock,
     pub counters: Counters,
     pub journal: Journal,
     /// Turns true at shutdown; withheld answers stop waiting.
@@ -165,7 +173,10 @@ struct Inner {
 }
 
 impl SimState {
-    pub(crate) fn new(opts: SimOptions) -> anyhow::Result<Arc<SimState>> {
+    pub(crate) fn new(
+        opts: SimOptions,
+        clock: crate::clock::SharedClock,
+    ) -> anyhow::Result<Arc<SimState>> {
         let keep = usize::try_from(opts.max_calls).unwrap_or(usize::MAX);
         let journal = Journal::open(opts.journal.as_deref(), keep)?;
         Ok(Arc::new(SimState {
@@ -180,6 +191,7 @@ impl SimState {
                 window_count: 0,
             }),
             opts,
+            clock,
         }))
     }
 
@@ -224,6 +236,11 @@ impl SimState {
             }
         }
         let index = (inner.forgotten + inner.calls.len()) as i64;
+        let answered_request_id = if index > 0 && inner.chance(o.repeat_request_ids) {
+            FIRST_REQUEST_ID + inner.rng.random_range(0..index)
+        } else {
+            FIRST_REQUEST_ID + index
+        };
         let call = Arc::new(SimCall {
             id: FIRST_LOG_ID + index,
             request_id: FIRST_REQUEST_ID + index,
@@ -237,6 +254,8 @@ impl SimState {
             outcome,
             talk_secs,
             variant,
+            time_style: super::options::TimeStyle::of(o),
+            answered_request_id,
         });
         inner.calls.push_back(call.clone());
         if inner.calls.len() as u64 > o.max_calls {
@@ -259,7 +278,8 @@ impl SimState {
         let status = status.map(normalise_filter);
         let inner = self.lock();
         let skip = page.saturating_sub(1).saturating_mul(size);
-        if agent_id.is_none() && status.is_none() {
+        let listed = |call: &SimCall| !self.opts.log_after_end || call.phase(now) == Phase::Final;
+        if agent_id.is_none() && status.is_none() && !self.opts.log_after_end {
             let page = inner
                 .calls
                 .iter()
@@ -273,7 +293,8 @@ impl SimState {
         let mut total = 0usize;
         let mut out = Vec::new();
         for call in inner.calls.iter().rev() {
-            let keep = agent_id.is_none_or(|a| call.agent_id == a)
+            let keep = listed(call)
+                && agent_id.is_none_or(|a| call.agent_id == a)
                 && status
                     .as_deref()
                     .is_none_or(|s| call.status_matches(s, now));

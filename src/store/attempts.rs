@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::Store;
 use super::daemon::insert_event;
-use crate::clock::to_db_text;
+use crate::clock::{to_db_text, to_db_text_ms};
 use crate::domain::{ContactState, HoldReason, Outcome};
 
 /// What became of one dispatch request, as the dispatcher reports it.
@@ -53,13 +53,29 @@ pub enum Release {
     },
 }
 
-/// One finished request: which attempt, after how many HTTP tries, and what happened.
+/// One finished request: which attempt, after how many HTTP tries, when
+/// they were sent, and what happened.
 #[derive(Debug, Clone)]
 pub struct AttemptResult {
     pub attempt_id: i64,
     pub contact_id: i64,
     pub tries: u32,
+    /// When the first try's request was handed to the HTTP client (`None`:
+    /// never sent); stored as `sent_at`.
+    pub first_try_at: Option<DateTime<Utc>>,
+    /// When the last try's request was handed over; grace counts from it.
+    pub last_try_at: Option<DateTime<Utc>>,
     pub result: SendResult,
+}
+
+impl AttemptResult {
+    /// `sent_at` and `last_try_at` as stored text.
+    fn instants(&self) -> (Option<String>, Option<String>) {
+        (
+            self.first_try_at.map(to_db_text_ms),
+            self.last_try_at.or(self.first_try_at).map(to_db_text_ms),
+        )
+    }
 }
 
 /// An attempt waiting for the reconciler.
@@ -78,6 +94,12 @@ pub struct Outstanding {
     pub call_log_id: Option<i64>,
     /// When it became uncertain.
     pub uncertain_at: Option<String>,
+    /// When it was claimed (before any request).
+    pub claimed_at: Option<String>,
+    /// When the last try's request was handed to the HTTP client.
+    pub last_try_at: Option<String>,
+    /// When its call log was first seen in a listing.
+    pub log_seen_at: Option<String>,
     /// The contact's count of placed (or possibly placed) attempts.
     pub contact_attempts: i64,
 }
@@ -95,6 +117,15 @@ pub struct FinalLog {
     pub raw_log: Option<String>,
 }
 
+/// An attempt's final outcome and what then happens to its contact.
+#[derive(Debug, Clone)]
+pub struct FinalOutcome {
+    pub attempt_id: i64,
+    pub contact_id: i64,
+    pub log: FinalLog,
+    pub next: ContactNext,
+}
+
 /// What happens to the contact after its attempt's final outcome.
 #[derive(Debug, Clone, Copy)]
 pub enum ContactNext {
@@ -108,18 +139,70 @@ pub enum ContactNext {
 const ACCEPT_CHUNK: usize = 32;
 
 /// Marks up to [`ACCEPT_CHUNK`] attempts accepted: `ACCEPT_CHUNK` rows of
-/// (attempt id, request id, raw response, tries), then the time.
+/// (attempt id, request id, raw response, tries, first try, last try), then the time.
 fn accept_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SQL.get_or_init(|| {
-        let rows = vec!["(?, ?, ?, ?)"; ACCEPT_CHUNK].join(", ");
+        let rows = vec!["(?, ?, ?, ?, ?, ?)"; ACCEPT_CHUNK].join(", ");
         format!(
-            "WITH v(id, request_id, raw, tries) AS (VALUES {rows}) \
+            "WITH v(id, request_id, raw, tries, sent, last) AS (VALUES {rows}) \
              UPDATE attempts SET state = 'accepted', request_id = v.request_id, raw_response = v.raw, \
-                    tries = v.tries, accepted_at = ? \
+                    tries = v.tries, sent_at = COALESCE(v.sent, attempts.sent_at), last_try_at = v.last, \
+                    accepted_at = ? \
              FROM v WHERE attempts.id = v.id AND attempts.state = 'sending'"
         )
     })
+}
+
+/// Turns an accepted result whose request id another attempt already
+/// carries (or an earlier result of the same batch) into an uncertain one
+/// with the reason: the API repeated an id, so which call it names is not
+/// known, and the unique index must not fail the whole batch.
+async fn screen_request_ids(
+    tx: &mut sqlx::SqliteConnection,
+    results: &[AttemptResult],
+) -> sqlx::Result<Vec<AttemptResult>> {
+    let ids: Vec<&str> = results
+        .iter()
+        .filter_map(|r| match &r.result {
+            SendResult::Accepted { request_id, .. } => Some(request_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut taken: std::collections::HashMap<String, i64> = if ids.is_empty() {
+        Default::default()
+    } else {
+        let list = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
+        sqlx::query_as::<_, (String, i64)>(
+            "SELECT a.request_id, a.id FROM attempts a JOIN json_each(?) j ON a.request_id = j.value",
+        )
+        .bind(list)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect()
+    };
+    let mut out = Vec::with_capacity(results.len());
+    for r in results {
+        let mut r = r.clone();
+        if let SendResult::Accepted { request_id, .. } = &r.result {
+            match taken.get(request_id.as_str()) {
+                Some(&other) if other != r.attempt_id => {
+                    r.result = SendResult::Uncertain {
+                        error: format!(
+                            "the API answered with request id {request_id}, which attempt {other} already carries; \
+                             whether this request placed a call is left to the call logs"
+                        ),
+                    };
+                }
+                _ => {
+                    taken.insert(request_id.clone(), r.attempt_id);
+                }
+            }
+        }
+        out.push(r);
+    }
+    Ok(out)
 }
 
 impl Store {
@@ -130,19 +213,16 @@ impl Store {
             return Ok(());
         }
         let now = self.now_text();
+        let now_ms = self.now_text_ms();
         let mut tx = self.begin_write().await?;
-        let accepted: Vec<(i64, &str, &str, i64)> = results
+        let results = screen_request_ids(&mut tx, results).await?;
+        let accepted: Vec<(&AttemptResult, &str, &str)> = results
             .iter()
             .filter_map(|r| match &r.result {
                 SendResult::Accepted {
                     request_id,
                     raw_response,
-                } => Some((
-                    r.attempt_id,
-                    request_id.as_str(),
-                    raw_response.as_str(),
-                    i64::from(r.tries),
-                )),
+                } => Some((r, request_id.as_str(), raw_response.as_str())),
                 _ => None,
             })
             .collect();
@@ -150,33 +230,53 @@ impl Store {
         // so one prepared statement serves every batch.
         for chunk in accepted.chunks(ACCEPT_CHUNK) {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(accept_sql()));
-            for (id, request_id, raw, tries) in chunk {
-                q = q.bind(id).bind(*request_id).bind(*raw).bind(tries);
+            for (r, request_id, raw) in chunk {
+                let (sent, last) = r.instants();
+                q = q
+                    .bind(r.attempt_id)
+                    .bind(*request_id)
+                    .bind(*raw)
+                    .bind(i64::from(r.tries))
+                    .bind(sent)
+                    .bind(last);
             }
             for _ in chunk.len()..ACCEPT_CHUNK {
                 q = q
                     .bind(None::<i64>)
                     .bind(None::<&str>)
                     .bind(None::<&str>)
-                    .bind(None::<i64>);
+                    .bind(None::<i64>)
+                    .bind(None::<&str>)
+                    .bind(None::<&str>);
             }
             q.bind(&now).execute(&mut *tx).await?;
         }
-        for r in results {
+        for r in &results {
             let tries = i64::from(r.tries);
+            let (sent, last) = r.instants();
+            if !matches!(r.result, SendResult::Accepted { .. }) && sent.is_some() {
+                sqlx::query(
+                    "UPDATE attempts SET sent_at = ?, last_try_at = ? WHERE id = ? AND state = 'sending'",
+                )
+                .bind(&sent)
+                .bind(&last)
+                .bind(r.attempt_id)
+                .execute(&mut *tx)
+                .await?;
+            }
             match &r.result {
-                // Written together below, in one statement.
+                // Written together above, in one statement.
                 SendResult::Accepted { .. } => {}
                 SendResult::Uncertain { error } => {
                     sqlx::query(
                         "UPDATE attempts SET state = 'uncertain', uncertain_at = ?, error = ?, tries = ? WHERE id = ? AND state = 'sending'",
                     )
-                    .bind(&now)
+                    .bind(&now_ms)
                     .bind(error)
                     .bind(tries)
-                        .bind(r.attempt_id)
-                        .execute(&mut *tx)
-                        .await?;
+                    .bind(r.attempt_id)
+                    .execute(&mut *tx)
+                    .await?;
                     insert_event(
                         &mut tx,
                         &now,
@@ -228,7 +328,7 @@ impl Store {
     /// before the last stop, so it becomes `uncertain` (never retried blindly).
     /// Returns how many were recovered.
     pub async fn recover_sending(&self, why: &str) -> sqlx::Result<u64> {
-        let now = self.now_text();
+        let now = self.now_text_ms();
         let mut tx = self.begin_write().await?;
         let n = sqlx::query("UPDATE attempts SET state = 'uncertain', uncertain_at = ?, error = ? WHERE state = 'sending'")
             .bind(&now)
@@ -256,7 +356,8 @@ impl Store {
     pub async fn outstanding_attempts(&self) -> sqlx::Result<Vec<Outstanding>> {
         sqlx::query_as(concat!(
             "SELECT a.id, a.contact_id, a.campaign_id, a.agent_id, a.to_number, a.state, a.request_id, \
-                    a.provider_status, a.sent_at, a.accepted_at, a.call_log_id, a.uncertain_at, c.attempts AS contact_attempts \
+                    a.provider_status, a.sent_at, a.accepted_at, a.call_log_id, a.uncertain_at, \
+                    a.claimed_at, a.last_try_at, a.log_seen_at, c.attempts AS contact_attempts \
              FROM attempts a JOIN contacts c ON c.id = a.contact_id WHERE ",
             super::live_attempt!("a."),
             " ORDER BY a.agent_id, a.sent_at"
@@ -284,6 +385,8 @@ impl Store {
     }
 
     /// Links an uncertain attempt to the call its log shows: it was placed.
+    /// Nothing is linked (false) when another attempt already carries the
+    /// request id or the log: such a log is no proof for this one.
     pub async fn link_uncertain(
         &self,
         attempt_id: i64,
@@ -293,8 +396,10 @@ impl Store {
         let now = self.now_text();
         let mut tx = self.begin_write().await?;
         let n = sqlx::query(
-            "UPDATE attempts SET state = 'accepted', request_id = COALESCE(?, request_id), call_log_id = ?, accepted_at = ? \
-             WHERE id = ? AND state = 'uncertain'",
+            "UPDATE attempts SET state = 'accepted', request_id = COALESCE(?1, request_id), call_log_id = ?2, accepted_at = ?3 \
+             WHERE id = ?4 AND state = 'uncertain' \
+               AND NOT EXISTS (SELECT 1 FROM attempts o WHERE o.id <> ?4 \
+                               AND ((?1 IS NOT NULL AND o.request_id = ?1) OR (?2 IS NOT NULL AND o.call_log_id = ?2)))",
         )
         .bind(request_id)
         .bind(call_log_id)
@@ -363,30 +468,43 @@ impl Store {
         status: &str,
         call_log_id: Option<i64>,
     ) -> sqlx::Result<()> {
-        sqlx::query("UPDATE attempts SET provider_status = ?, call_log_id = COALESCE(call_log_id, ?) WHERE id = ? AND outcome IS NULL")
-            .bind(status)
-            .bind(call_log_id)
-            .bind(attempt_id)
+        sqlx::query(
+            "UPDATE attempts SET provider_status = ?1, \
+             call_log_id = CASE WHEN EXISTS (SELECT 1 FROM attempts o WHERE o.call_log_id = ?2 AND o.id <> ?3) \
+                                THEN call_log_id ELSE COALESCE(call_log_id, ?2) END \
+             WHERE id = ?3 AND outcome IS NULL",
+        )
+        .bind(status)
+        .bind(call_log_id)
+        .bind(attempt_id)
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 
     /// Writes a batch of final outcomes and moves each contact on, in one transaction.
-    pub async fn record_outcomes(
-        &self,
-        items: &[(i64, i64, FinalLog, ContactNext)],
-    ) -> sqlx::Result<()> {
+    /// A call log id another attempt already carries (the API repeated a
+    /// log id) is not stored on this one, so the unique index never fails
+    /// the batch; the outcome is still written.
+    pub async fn record_outcomes(&self, items: &[FinalOutcome]) -> sqlx::Result<()> {
         if items.is_empty() {
             return Ok(());
         }
         let now = self.now_text();
         let mut tx = self.begin_write().await?;
-        for (attempt_id, contact_id, log, next) in items {
+        for FinalOutcome {
+            attempt_id,
+            contact_id,
+            log,
+            next,
+        } in items
+        {
             let n = sqlx::query(
-                "UPDATE attempts SET outcome = ?, provider_status = COALESCE(?, provider_status), \
-                 call_log_id = COALESCE(?, call_log_id), duration_secs = ?, transcript = ?, recording_url = ?, \
-                 cost = ?, raw_log = ?, finished_at = ? WHERE id = ? AND outcome IS NULL",
+                "UPDATE attempts SET outcome = ?1, provider_status = COALESCE(?2, provider_status), \
+                 call_log_id = CASE WHEN EXISTS (SELECT 1 FROM attempts o WHERE o.call_log_id = ?3 AND o.id <> ?10) \
+                                    THEN call_log_id ELSE COALESCE(?3, call_log_id) END, \
+                 duration_secs = ?4, transcript = ?5, recording_url = ?6, \
+                 cost = ?7, raw_log = ?8, finished_at = ?9 WHERE id = ?10 AND outcome IS NULL",
             )
             .bind(log.outcome.as_str())
             .bind(&log.provider_status)
@@ -417,6 +535,82 @@ impl Store {
                 .await?;
         }
         tx.commit().await
+    }
+}
+
+impl Store {
+    /// Notes when the call logs of `attempt_ids` were first seen in a
+    /// listing (kept once: the first sight is what teaches the delay).
+    pub async fn mark_logs_seen(&self, attempt_ids: &[i64], at: DateTime<Utc>) -> sqlx::Result<()> {
+        if attempt_ids.is_empty() {
+            return Ok(());
+        }
+        let ids = serde_json::to_string(attempt_ids).unwrap_or_else(|_| "[]".into());
+        sqlx::query(
+            "UPDATE attempts SET log_seen_at = ? WHERE log_seen_at IS NULL AND id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(to_db_text_ms(at))
+        .bind(ids)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The longest delay, in seconds, from a request's first try to the first
+    /// sight of its call's log, over attempts sent since `since`.
+    pub async fn longest_log_delay(&self, since: DateTime<Utc>) -> sqlx::Result<Option<f64>> {
+        sqlx::query_scalar(
+            "SELECT MAX((julianday(log_seen_at) - julianday(sent_at)) * 86400.0) FROM attempts \
+             WHERE log_seen_at IS NOT NULL AND log_seen_at >= ?",
+        )
+        .bind(to_db_text_ms(since))
+        .fetch_one(&self.pool)
+        .await
+    }
+
+    /// An accepted attempt whose request id turned out to name another
+    /// number's call (the API repeated an id): whether its own request placed
+    /// a call is not known, so it becomes `uncertain` again, without the id.
+    pub async fn demote_to_uncertain(&self, attempt_id: i64, why: &str) -> sqlx::Result<bool> {
+        let now = self.now_text_ms();
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query(
+            "UPDATE attempts SET state = 'uncertain', request_id = NULL, accepted_at = NULL, uncertain_at = ?, \
+             error = COALESCE(error || '; ', '') || ? WHERE id = ? AND state = 'accepted' AND outcome IS NULL",
+        )
+        .bind(&now)
+        .bind(why)
+        .bind(attempt_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n > 0 {
+            insert_event(
+                &mut tx,
+                &now,
+                "attempt_uncertain",
+                None,
+                None,
+                Some(attempt_id),
+                Some(why),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    /// Adds `why` to an uncertain attempt's error, once: why it is not resolved.
+    pub async fn note_unresolved(&self, attempt_id: i64, why: &str) -> sqlx::Result<()> {
+        sqlx::query(
+            "UPDATE attempts SET error = COALESCE(error || '; ', '') || ?1 \
+             WHERE id = ?2 AND state = 'uncertain' AND instr(COALESCE(error, ''), ?1) = 0",
+        )
+        .bind(why)
+        .bind(attempt_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }
 

@@ -330,6 +330,12 @@ impl Store {
         to_db_text(self.clock.now())
     }
 
+    /// The current time as stored text, to the millisecond (send instants
+    /// and the times compared with them).
+    fn now_text_ms(&self) -> String {
+        crate::clock::to_db_text_ms(self.clock.now())
+    }
+
     /// Closes the pool, checkpointing the WAL.
     pub async fn close(&self) {
         self.pool.close().await;

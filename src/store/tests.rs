@@ -144,7 +144,8 @@ async fn upgrading_a_version_4_database_keeps_every_row_link_and_rule() {
                 43,
                 "uncertain".into(),
                 None,
-                Some("2026-11-01T10:00:05Z".into())
+                // Migration 8 keeps the instant, to the millisecond.
+                Some("2026-11-01T10:00:05.000Z".into())
             ),
         ]
     );

@@ -206,6 +206,8 @@ pub struct World {
     /// `Retry-After` or a backoff on the engine's clock ends). Off for tests
     /// that check exact times.
     pub drive: bool,
+    /// When the last reconcile round said an uncertain attempt may next be decided.
+    pub next_decision: std::sync::Mutex<Option<DateTime<Utc>>>,
 }
 
 impl World {
@@ -254,7 +256,9 @@ impl World {
         let store = Store::open(&dir.path().join("dialerd.db"), clock.shared())
             .await
             .unwrap();
-        let sim = sim::spawn(sim_options(sim_args)).await.unwrap();
+        let sim = sim::spawn_with_clock(sim_options(sim_args), clock.shared())
+            .await
+            .unwrap();
         let settings = Settings::load_with_env(None, &HashMap::new()).unwrap();
         let mut cfg = EngineConfig::from_settings(&settings);
         // Quiet hours and region rules are tested on their own (tweak sets
@@ -291,6 +295,7 @@ impl World {
             cfg,
             client,
             drive,
+            next_decision: Default::default(),
         }
     }
 
@@ -486,7 +491,7 @@ impl World {
             self.settle_calls().await;
             match tokio::time::timeout(STEP_BUDGET, self.engine.reconcile_once()).await {
                 Ok(report) => {
-                    report.unwrap();
+                    *self.next_decision.lock().unwrap() = report.unwrap().next_decision_at;
                 }
                 Err(_) => {
                     self.stuck(&format!(
@@ -571,12 +576,15 @@ impl World {
                 .await
                 .unwrap();
                 let grace = chrono::Duration::from_std(self.cfg.uncertain_grace).unwrap();
+                let next_decision = *self.next_decision.lock().unwrap();
                 let targets = [
                     next_due.as_deref().and_then(from_db_text),
                     oldest_uncertain
                         .as_deref()
                         .and_then(from_db_text)
-                        .map(|t| t + grace),
+                        .map(|t| t + grace)
+                        .filter(|t| *t >= now)
+                        .or(next_decision),
                 ];
                 match targets.into_iter().flatten().min() {
                     Some(t) if t >= now => clock.set(t + chrono::Duration::seconds(1)),

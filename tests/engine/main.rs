@@ -9,3 +9,4 @@ mod faults;
 mod helpers;
 mod policy;
 mod property;
+mod reconcile;
