@@ -191,9 +191,7 @@ impl Store {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .min_connections(1)
+        let pool = pool_options()
             .connect_with(opts)
             .await
             .map_err(|source| OpenError::Open {
@@ -331,6 +329,39 @@ impl Store {
     }
 }
 
+/// The pool's settings. A connection goes back into the pool only when it is
+/// outside any transaction: a statement that failed with SQLITE_FULL or
+/// SQLITE_IOERR may have made SQLite roll the transaction back by itself,
+/// and then the `ROLLBACK` a dropped transaction queues fails too, leaving
+/// the driver counting a transaction that no longer exists; every later
+/// `BEGIN` on that connection would be refused. Such a connection is closed
+/// and the pool opens a fresh one, so a fault never outlives its cause.
+pub(crate) fn pool_options() -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(4)
+        .min_connections(1)
+        .after_release(|conn, _meta| {
+            Box::pin(async move {
+                use sqlx::Connection;
+                // The ping runs after the queued ROLLBACK, if there is one.
+                conn.ping().await?;
+                let clean = !conn.is_in_transaction();
+                if !clean {
+                    tracing::warn!(
+                        "closing a database connection a failed write left inside a transaction"
+                    );
+                }
+                Ok(clean)
+            })
+        })
+        .before_acquire(|conn, _meta| {
+            Box::pin(async move {
+                use sqlx::Connection;
+                Ok(!conn.is_in_transaction())
+            })
+        })
+}
+
 /// Parses an optional stored time, tolerating text written by other programs.
 pub(crate) fn parse_time(s: Option<&str>) -> Option<DateTime<Utc>> {
     s.and_then(crate::clock::from_db_text)
@@ -342,5 +373,7 @@ impl From<OpenError> for crate::error::CliError {
     }
 }
 
+#[cfg(test)]
+mod fault_tests;
 #[cfg(test)]
 mod tests;
