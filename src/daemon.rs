@@ -79,6 +79,23 @@ impl InstanceLock {
         Ok(Self { _file: file, path })
     }
 
+    /// Whether a process holds the lock of database `db` now (without
+    /// creating the lock file, and without taking the lock for long).
+    pub fn is_held(db: &Path) -> bool {
+        let mut name = db.as_os_str().to_owned();
+        name.push(".lock");
+        let Ok(file) = File::open(PathBuf::from(name)) else {
+            return false;
+        };
+        match fs4::fs_std::FileExt::try_lock_shared(&file) {
+            Ok(true) => {
+                let _ = fs4::fs_std::FileExt::unlock(&file);
+                false
+            }
+            Ok(false) | Err(_) => true,
+        }
+    }
+
     /// The lock file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -146,11 +163,13 @@ pub async fn run(
     tracing::info!(database = %store_path(&settings), "dialerd running");
 
     let mut tasks = JoinSet::new();
+    let liveness = Arc::new(Liveness::default());
     tasks.spawn(scheduler_loop(
         engine.clone(),
         clock.clone(),
         settings.clone(),
         stop_rx.clone(),
+        liveness.clone(),
     ));
     tasks.spawn(reconciler_loop(
         engine.clone(),
@@ -163,6 +182,7 @@ pub async fn run(
         clock.clone(),
         settings.clone(),
         stop_rx.clone(),
+        liveness,
     ));
     tasks.spawn(inbox_loop(
         store.clone(),
@@ -282,11 +302,43 @@ fn secs(v: f64) -> Duration {
     Duration::from_secs_f64(v.clamp(0.001, 86_400.0))
 }
 
+/// When the scheduler's current step began; `None` between steps. The
+/// heartbeat reads it to tell a slow step from a wedged daemon.
+#[derive(Debug, Default)]
+pub struct Liveness {
+    scheduler_step: std::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>,
+}
+
+impl Liveness {
+    fn step(&self, started: Option<chrono::DateTime<chrono::Utc>>) {
+        *self
+            .scheduler_step
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = started;
+    }
+
+    /// How long the unfinished scheduler step has run, if one has run longer
+    /// than `limit` at `now`.
+    pub fn stalled(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: Duration,
+    ) -> Option<chrono::TimeDelta> {
+        let started = (*self
+            .scheduler_step
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()))?;
+        let ran = now - started;
+        (ran.to_std().unwrap_or_default() > limit).then_some(ran)
+    }
+}
+
 async fn scheduler_loop(
     engine: Arc<Engine>,
     clock: SharedClock,
     settings: Arc<std::sync::RwLock<Settings>>,
     mut stop: watch::Receiver<bool>,
+    liveness: Arc<Liveness>,
 ) {
     loop {
         let refresh = secs(
@@ -297,7 +349,10 @@ async fn scheduler_loop(
                 .daemon
                 .campaign_refresh_secs,
         );
-        let wake = match engine.tick().await {
+        liveness.step(Some(clock.now()));
+        let ticked = engine.tick().await;
+        liveness.step(None);
+        let wake = match ticked {
             Ok((_, Some(next))) => next.min(crate::clock::plus(clock.now(), refresh)),
             Ok((_, None)) => crate::clock::plus(clock.now(), refresh),
             Err(e) => {
@@ -348,13 +403,18 @@ async fn heartbeat_loop(
     clock: SharedClock,
     settings: Arc<std::sync::RwLock<Settings>>,
     mut stop: watch::Receiver<bool>,
+    liveness: Arc<Liveness>,
 ) {
     loop {
-        let line = engine.status_line();
-        if let Err(e) = engine.store().heartbeat(&line).await {
-            tracing::warn!(error = %e, "cannot write the heartbeat");
+        let mut pet = beat(&engine).await;
+        if let Some(ran) = liveness.stalled(clock.now(), crate::ops::stall_limit()) {
+            tracing::error!(
+                running_secs = ran.num_seconds(),
+                "a scheduler step has not finished; the watchdog is no longer petted, so systemd restarts dialerd"
+            );
+            pet = false;
         }
-        crate::ops::notify_status(&line);
+        crate::ops::notify_status(&engine.status_line(), pet);
         let every = Duration::from_secs(
             settings
                 .read()
@@ -366,6 +426,30 @@ async fn heartbeat_loop(
         tokio::select! {
             _ = clock.sleep(crate::ops::watchdog_interval(every)) => {}
             _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Writes the heartbeat; when that fails, probes the database through a
+/// connection of its own. Returns whether the watchdog may be petted: yes
+/// when the write went through, or when the database itself cannot be
+/// written (the daemon waits for it by choice, dispatching nothing, and
+/// goes on by itself once it can); no when the database is writable and
+/// only this process's connections fail, which a restart cures.
+async fn beat(engine: &Engine) -> bool {
+    let written = engine.store().heartbeat(&engine.status_line()).await;
+    let Err(error) = written else {
+        engine.note_storage(Ok(()));
+        return true;
+    };
+    match engine.store().probe_write().await {
+        Err(probe) => {
+            engine.note_storage(Err(probe.to_string()));
+            true
+        }
+        Ok(()) => {
+            tracing::error!(%error, "the database is writable, but this process's connections cannot write it; the watchdog is no longer petted, so systemd restarts dialerd");
+            false
         }
     }
 }

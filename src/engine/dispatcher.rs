@@ -73,7 +73,10 @@ impl Engine {
         // million contacts takes thousands of commits, not tens of thousands.
         let mut read = READ_MIN;
         loop {
-            if self.stopping() || self.auth_paused.load(Ordering::SeqCst) {
+            if self.stopping()
+                || self.auth_paused.load(Ordering::SeqCst)
+                || self.storage_fault().is_some()
+            {
                 break;
             }
             let Some(permits) = self.take_permits(c).await? else {
@@ -252,6 +255,15 @@ impl Engine {
             if self.auth_paused.load(Ordering::SeqCst) {
                 return (
                     not_sent("not sent: dispatching is paused (the API refused the key)".into()),
+                    tries,
+                );
+            }
+            if let Some(f) = self.storage_fault() {
+                return (
+                    not_sent(format!(
+                        "not sent: the database cannot be written ({})",
+                        f.error
+                    )),
                     tries,
                 );
             }

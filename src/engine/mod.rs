@@ -6,6 +6,7 @@
 //! that tests drive directly, and [`crate::daemon`] loops around them.
 
 mod dispatcher;
+mod health;
 pub mod policy;
 mod reconciler;
 pub mod retry;
@@ -22,6 +23,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{Notify, Semaphore, watch};
 
 pub use dispatcher::SweepReport;
+pub use health::StorageFault;
 pub use reconciler::ReconcileReport;
 
 use crate::clock::SharedClock;
@@ -131,6 +133,8 @@ pub struct Engine {
     rejections: Mutex<HashMap<i64, u32>>,
     writer: writer::ResultWriter,
     shutdown: watch::Receiver<bool>,
+    /// Set while the database cannot be written (see [`health`]).
+    storage_fault: Mutex<Option<StorageFault>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -216,6 +220,7 @@ impl Engine {
             scans: Mutex::new(HashMap::new()),
             rejections: Mutex::new(HashMap::new()),
             shutdown,
+            storage_fault: Mutex::new(None),
         })
     }
 
@@ -259,6 +264,13 @@ impl Engine {
 
     /// A one-line summary for `STATUS=` and the heartbeat.
     pub fn status_line(&self) -> String {
+        if let Some(f) = self.storage_fault() {
+            return format!(
+                "DATABASE NOT WRITABLE since {}: dispatching nothing ({})",
+                crate::clock::to_db_text(f.since),
+                f.error
+            );
+        }
         format!(
             "{} sweeps running, {} requests in flight; since start {} dispatched, {} outcomes recorded",
             self.sweeps_running(),

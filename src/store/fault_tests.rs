@@ -45,11 +45,13 @@ async fn open_with(
         .filename(path)
         .journal_mode(SqliteJournalMode::Wal)
         .busy_timeout(Duration::from_secs(10));
-    let pool = pool_options().connect_with(f(opts)).await.unwrap();
+    let opts = f(opts);
+    let pool = pool_options().connect_with(opts.clone()).await.unwrap();
     Store {
         pool,
         clock: Arc::new(SystemClock),
         write_turn: Arc::new(tokio::sync::Mutex::new(())),
+        connect: opts,
     }
 }
 

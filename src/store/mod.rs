@@ -65,6 +65,8 @@ pub struct Store {
     /// here (in order, without sleeping) instead of in SQLite's busy handler,
     /// whose back-off sleeps for milliseconds at a time.
     write_turn: Arc<tokio::sync::Mutex<()>>,
+    /// How the pool's connections were opened, for a probe outside the pool.
+    connect: SqliteConnectOptions,
 }
 
 /// A write transaction (`BEGIN IMMEDIATE`) holding this process's write turn
@@ -192,7 +194,7 @@ impl Store {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let pool = pool_options()
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await
             .map_err(|source| OpenError::Open {
                 path: shown.clone(),
@@ -248,6 +250,7 @@ impl Store {
             pool,
             clock,
             write_turn: Arc::new(tokio::sync::Mutex::new(())),
+            connect: opts,
         };
         store.recreate(keep).await;
         Ok(store)
@@ -306,6 +309,25 @@ impl Store {
         let turn = self.write_turn.clone().lock_owned().await;
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         Ok(WriteTx { tx, _turn: turn })
+    }
+
+    /// Writes the heartbeat through a connection of its own, outside the
+    /// pool: tells a database that cannot be written (this fails too) from
+    /// a pool that can no longer write to a writable one (this succeeds).
+    pub async fn probe_write(&self) -> sqlx::Result<()> {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect_with(&self.connect).await?;
+        let result = async {
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+            sqlx::query("UPDATE daemon SET heartbeat_at = ? WHERE id = 1")
+                .bind(self.now_text())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        }
+        .await;
+        let _ = conn.close().await;
+        result
     }
 
     /// The underlying pool, for queries the store does not wrap (tests, tools).

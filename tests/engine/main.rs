@@ -8,3 +8,4 @@ mod faults;
 mod helpers;
 mod policy;
 mod property;
+mod storage;
