@@ -405,8 +405,12 @@ async fn heartbeat_loop(
     mut stop: watch::Receiver<bool>,
     liveness: Arc<Liveness>,
 ) {
+    // Beats in a row on which the database was writable but the pool was not:
+    // one can be a race with space coming and going, three are a wedge.
+    let mut wedged = 0u32;
     loop {
-        let mut pet = beat(&engine).await;
+        wedged = if beat(&engine).await { 0 } else { wedged + 1 };
+        let mut pet = wedged < 3;
         if let Some(ran) = liveness.stalled(clock.now(), crate::ops::stall_limit()) {
             tracing::error!(
                 running_secs = ran.num_seconds(),
@@ -448,7 +452,7 @@ async fn beat(engine: &Engine) -> bool {
             true
         }
         Ok(()) => {
-            tracing::error!(%error, "the database is writable, but this process's connections cannot write it; the watchdog is no longer petted, so systemd restarts dialerd");
+            tracing::error!(%error, "the database is writable, but this process's connections cannot write it; after three such heartbeats the watchdog is no longer petted, so systemd restarts dialerd");
             false
         }
     }

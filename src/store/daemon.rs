@@ -90,14 +90,17 @@ impl Store {
         Ok(())
     }
 
-    /// Refreshes the heartbeat with a one-line summary of what the daemon is doing.
+    /// Refreshes the heartbeat with a one-line summary of what the daemon is
+    /// doing. A write transaction like every other write, so a heartbeat
+    /// that goes through shows that the daemon's writes go through.
     pub async fn heartbeat(&self, status_line: &str) -> sqlx::Result<()> {
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE daemon SET heartbeat_at = ?, status_line = ? WHERE id = 1")
             .bind(self.now_text())
             .bind(status_line)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(())
+        tx.commit().await
     }
 
     /// Records a clean stop.

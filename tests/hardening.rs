@@ -1,0 +1,262 @@
+//! What a live systemd run and a security review asked of the real binary:
+//! a database on a filesystem that fills up, journald priorities, a closed
+//! pipe, private files, and an inbox that holds symlinks. Every wait is
+//! bounded.
+
+use std::io::Read;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_dialerd");
+
+/// A child process whose stderr is collected; killed when dropped.
+struct Proc {
+    child: Child,
+    err: Arc<Mutex<String>>,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command) -> Self {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("cannot start dialerd");
+        let err = collect(child.stderr.take().unwrap());
+        Self { child, err }
+    }
+
+    fn stderr(&self) -> String {
+        self.err.lock().unwrap().clone()
+    }
+
+    /// SIGTERM, then waits for the exit.
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let end = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < end {
+            if self.child.try_wait().unwrap().is_some() {
+                std::thread::sleep(Duration::from_millis(50));
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("no exit after SIGTERM:\n{}", self.stderr());
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn collect(mut from: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let buf = Arc::new(Mutex::new(String::new()));
+    let sink = buf.clone();
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 8192];
+        while let Ok(n) = from.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&chunk[..n]));
+        }
+    });
+    buf
+}
+
+/// Polls `cond` every 50 ms for at most `limit`.
+fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cond()
+}
+
+/// `dialerd ARGS` with only the given environment, against a database in
+/// `dir` and an API on a loopback port nobody listens on.
+fn dialerd(dir: &Path, db: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .current_dir(dir)
+        .env("DIALERD_DATABASE__PATH", db)
+        .env("DIALERD_PROVIDER__BASE_URL", "http://127.0.0.1:9/api/v1")
+        .env("DIALERD_API_KEY", "sim-key-local")
+        .env("DIALERD_DAEMON__HEARTBEAT_SECS", "1")
+        .env("DIALERD_DAEMON__CAMPAIGN_REFRESH_SECS", "0.5")
+        .env("DIALERD_INBOX__POLL_INTERVAL_SECS", "0.2")
+        .env("DIALERD_INBOX__SETTLE_SECS", "0")
+        .args(args);
+    cmd
+}
+
+/// A systemd notification socket: what the daemon sends with sd_notify.
+struct Notify {
+    sock: UnixDatagram,
+    path: PathBuf,
+    seen: Vec<String>,
+}
+
+impl Notify {
+    fn bind(dir: &Path) -> Self {
+        let path = dir.join("notify.sock");
+        let sock = UnixDatagram::bind(&path).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        Self {
+            sock,
+            path,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads messages until one satisfies `cond` (true) or `limit` passes.
+    fn until(&mut self, limit: Duration, cond: impl Fn(&str) -> bool) -> bool {
+        let end = Instant::now() + limit;
+        let mut buf = [0u8; 4096];
+        while Instant::now() < end {
+            if let Ok(n) = self.sock.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let hit = cond(&msg);
+                self.seen.push(msg);
+                if hit {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+}
+
+/// A tmpfs mounted for one test, unmounted when dropped; `None` where the
+/// test cannot mount one (not root).
+struct SmallFs {
+    dir: PathBuf,
+}
+
+impl SmallFs {
+    fn mount(dir: &Path, size: &str) -> Option<Self> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700")])
+            .arg("tmpfs")
+            .arg(dir)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        ok.then(|| Self {
+            dir: dir.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
+}
+
+/// Fills the filesystem holding `dir`; returns the filler to delete.
+fn fill(dir: &Path) -> PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let block = vec![0x5au8; 16 * 1024];
+    while f.write_all(&block).is_ok() {}
+    let _ = f.flush();
+    path
+}
+
+fn status_text(dir: &Path, db: &Path) -> String {
+    let out = dialerd(dir, db, &["status"]).output().unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+// ---------------------------------------------------------------- storage
+
+#[test]
+fn a_full_disk_stops_dispatch_visibly_and_the_daemon_goes_on_by_itself_when_space_returns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(fs) = SmallFs::mount(&tmp.path().join("small"), "4m") else {
+        eprintln!(
+            "cannot mount a tmpfs (not root?): the store's injected SQLITE_FULL test covers this"
+        );
+        return;
+    };
+    let db = fs.dir.join("dialerd.db");
+    let mut notify = Notify::bind(tmp.path());
+    let mut cmd = dialerd(tmp.path(), &db, &["run"]);
+    cmd.env("NOTIFY_SOCKET", &notify.path)
+        .env("WATCHDOG_USEC", "6000000");
+    let mut daemon = Proc::spawn(cmd);
+    assert!(
+        notify.until(Duration::from_secs(20), |m| m.contains("READY=1")),
+        "no READY=1:\n{}",
+        daemon.stderr()
+    );
+
+    let filler = fill(&fs.dir);
+    let unwritable = |m: &str| m.contains("STATUS=DATABASE NOT WRITABLE");
+    assert!(
+        notify.until(Duration::from_secs(20), unwritable),
+        "STATUS= never said the database cannot be written; sent: {:?}\n{}",
+        notify.seen,
+        daemon.stderr()
+    );
+    assert!(daemon.stderr().contains("DATABASE NOT WRITABLE"));
+    // Waiting for space is a choice, not a wedge: the watchdog is still petted.
+    notify.seen.clear();
+    assert!(
+        notify.until(Duration::from_secs(5), |m| m.contains("WATCHDOG=1")
+            && unwritable(m)),
+        "the watchdog was not petted while waiting for space: {:?}",
+        notify.seen
+    );
+    // The heartbeat is older than three periods by now: `status` says why.
+    std::thread::sleep(Duration::from_secs(4));
+    let status = status_text(tmp.path(), &db);
+    assert!(status.contains("NOT WRITING THE DATABASE"), "{status}");
+
+    std::fs::remove_file(filler).unwrap();
+    assert!(
+        notify.until(Duration::from_secs(20), |m| m.contains("STATUS=")
+            && !unwritable(m)
+            && m.contains("WATCHDOG=1")),
+        "the daemon did not go on by itself: {:?}\n{}",
+        notify.seen,
+        daemon.stderr()
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || status_text(tmp.path(), &db)
+            .contains("daemon: running")),
+        "{}",
+        status_text(tmp.path(), &db)
+    );
+    assert!(
+        daemon.stderr().contains("writable again"),
+        "{}",
+        daemon.stderr()
+    );
+    assert!(
+        !daemon.stderr().contains("transaction depth"),
+        "{}",
+        daemon.stderr()
+    );
+    daemon.stop();
+}
