@@ -260,3 +260,102 @@ fn a_full_disk_stops_dispatch_visibly_and_the_daemon_goes_on_by_itself_when_spac
     );
     daemon.stop();
 }
+
+// ---------------------------------------------------------------- journald
+
+/// Runs the daemon on a database whose dispatching is paused (an error at
+/// start-up) with stderr a pipe; `journal` sets `$JOURNAL_STREAM` to that
+/// pipe's device and inode, as systemd does for the journal's stream.
+fn daemon_lines(journal: bool) -> Vec<String> {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("dialerd.db");
+    assert!(
+        dialerd(dir.path(), &db, &["status"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = Command::new("sqlite3")
+        .arg(&db)
+        .arg("UPDATE daemon SET dispatch_paused = 'the API refused the key' WHERE id = 1")
+        .status()
+        .expect("sqlite3");
+    assert!(out.success());
+    let (reader, writer) = std::io::pipe().unwrap();
+    let meta = std::fs::File::from(writer.as_fd().try_clone_to_owned().unwrap())
+        .metadata()
+        .unwrap();
+    let mut cmd = dialerd(dir.path(), &db, &["run"]);
+    if journal {
+        cmd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(writer);
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd);
+    let err = collect(reader);
+    assert!(
+        wait_until(Duration::from_secs(15), || err
+            .lock()
+            .unwrap()
+            .contains("dialerd running")),
+        "{}",
+        err.lock().unwrap()
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let text = err.lock().unwrap().clone();
+    text.lines().map(str::to_string).collect()
+}
+
+#[test]
+fn on_the_journal_stream_each_line_carries_its_priority_and_no_timestamp_of_its_own() {
+    let lines = daemon_lines(true);
+    let paused = lines
+        .iter()
+        .find(|l| l.contains("DISPATCH IS PAUSED"))
+        .unwrap_or_else(|| panic!("no pause line in {lines:#?}"));
+    assert!(
+        paused.starts_with("<3>"),
+        "an error is not priority 3: {paused}"
+    );
+    let running = lines
+        .iter()
+        .find(|l| l.contains("dialerd running"))
+        .unwrap();
+    assert!(
+        running.starts_with("<6>"),
+        "info is not priority 6: {running}"
+    );
+    for line in &lines {
+        assert!(
+            line.starts_with('<') && line[1..].starts_with(|c: char| c.is_ascii_digit()),
+            "a line without a priority: {line}"
+        );
+        assert!(
+            !line.contains(&chrono::Utc::now().format("%Y-%m-%dT").to_string()),
+            "journald stamps lines itself; a second timestamp: {line}"
+        );
+    }
+}
+
+#[test]
+fn off_the_journal_stream_lines_keep_their_timestamp_and_no_priority_prefix() {
+    let lines = daemon_lines(false);
+    let paused = lines
+        .iter()
+        .find(|l| l.contains("DISPATCH IS PAUSED"))
+        .unwrap_or_else(|| panic!("no pause line in {lines:#?}"));
+    assert!(!paused.starts_with('<'), "{paused}");
+    assert!(paused.contains("ERROR"), "{paused}");
+    assert!(
+        paused.starts_with(&chrono::Utc::now().format("%Y-").to_string()),
+        "{paused}"
+    );
+}
