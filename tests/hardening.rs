@@ -359,3 +359,52 @@ fn off_the_journal_stream_lines_keep_their_timestamp_and_no_priority_prefix() {
         "{paused}"
     );
 }
+
+// ---------------------------------------------------------------- closed pipe
+
+#[test]
+fn every_command_exits_quietly_when_its_reader_has_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("dialerd.db");
+    let csv = dir.path().join("people.csv");
+    let mut text = String::from("phone_number,name\n");
+    for i in 0..300 {
+        text.push_str(&format!("+44207946{i:04},Person {i}\n"));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let csv = csv.to_str().unwrap();
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["import", csv, "--campaign", "piped", "--agent-id", "1"],
+        vec!["status"],
+        vec!["status", "--json"],
+        vec!["campaigns", "list"],
+        vec!["campaigns", "show", "piped"],
+        vec!["campaigns", "pause", "piped"],
+        vec!["dnc", "add", "+442079460001", "+442079460002"],
+        vec!["dnc", "list"],
+        vec!["export"],
+        vec!["export", "--format", "jsonl"],
+        vec!["check-config"],
+        vec!["dispatch", "resume"],
+        vec!["--help"],
+        vec!["--version"],
+    ];
+    for args in commands {
+        // The reading end is closed before the command starts: its first
+        // write meets a closed pipe, every time.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = dialerd(dir.path(), &db, &args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.code() == Some(0) && err.trim().is_empty(),
+            "dialerd {} | (closed): {:?}\n{err}",
+            args.join(" "),
+            out.status
+        );
+    }
+}

@@ -72,27 +72,27 @@ pub async fn run(store: &Store, settings: &Settings, json: bool) -> Result<(), C
             "dispatch_paused": paused,
             "campaigns": campaigns,
         });
-        println!("{out}");
+        outln!("{out}");
         return Ok(());
     }
-    println!("{}", daemon.line(&row));
+    outln!("{}", daemon.line(&row));
     if let Some(reason) = paused {
-        println!(
+        outln!(
             "DISPATCH PAUSED: {} — fix the key, then run: dialerd dispatch resume",
             clean(reason)
         );
     }
-    println!();
+    outln!();
     if campaigns.is_empty() {
-        println!("no campaigns yet (import one with: dialerd import FILE --campaign NAME)");
+        outln!("no campaigns yet (import one with: dialerd import FILE --campaign NAME)");
         return Ok(());
     }
-    print!(
+    out!(
         "{}",
         progress_table(&campaigns, CONTACT_COLUMNS, None).render()
     );
-    println!();
-    print!(
+    outln!();
+    out!(
         "{}",
         progress_table(&campaigns, CALL_COLUMNS, Some("total_cost")).render()
     );
