@@ -52,13 +52,16 @@ impl InstanceLock {
         let mut name = db.as_os_str().to_owned();
         name.push(".lock");
         let path = PathBuf::from(name);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("cannot open lock file {}", path.display()))?;
+        let file = std::os::unix::fs::OpenOptionsExt::mode(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true),
+            0o600,
+        )
+        .open(&path)
+        .with_context(|| format!("cannot open lock file {}", path.display()))?;
         match fs4::fs_std::FileExt::try_lock_exclusive(&file) {
             Ok(true) => {}
             Ok(false) | Err(_) => {
@@ -126,6 +129,9 @@ pub async fn run(
     mut control: tokio::sync::mpsc::Receiver<Control>,
 ) -> anyhow::Result<()> {
     let client = client_for(&settings, clock.clone())?;
+    for warning in settings.warnings() {
+        tracing::warn!("{warning}");
+    }
     let lock = InstanceLock::acquire(&settings.database_path)?;
     if let Some(addr) = settings.metrics_listen {
         crate::ops::install_metrics(addr)?;

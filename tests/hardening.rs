@@ -408,3 +408,100 @@ fn every_command_exits_quietly_when_its_reader_has_gone() {
         );
     }
 }
+
+// ---------------------------------------------------------------- private files
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// `dialerd ARGS` under `umask 000`, the most permissive an operator's shell could have.
+fn under_umask_0(mut cmd: Command) -> Command {
+    let prog = cmd.get_program().to_owned();
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+    let mut sh = Command::new("sh");
+    sh.arg("-c")
+        .arg("umask 000; exec \"$0\" \"$@\"")
+        .arg(prog)
+        .args(args);
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => sh.env(k, v),
+            None => sh.env_remove(k),
+        };
+    }
+    sh.env("PATH", "/usr/bin:/bin");
+    if let Some(d) = cmd.get_current_dir() {
+        sh.current_dir(d);
+    }
+    cmd = sh;
+    cmd
+}
+
+#[test]
+fn the_database_its_wal_shm_lock_and_exports_are_private_whatever_the_umask() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("dialerd.db");
+    let mut daemon = Proc::spawn(under_umask_0(dialerd(dir.path(), &db, &["run"])));
+    assert!(
+        wait_until(Duration::from_secs(15), || daemon
+            .stderr()
+            .contains("dialerd running")),
+        "{}",
+        daemon.stderr()
+    );
+    let mut files = vec![db.clone()];
+    for suffix in ["-wal", "-shm", ".lock"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        files.push(PathBuf::from(name));
+    }
+    for f in &files {
+        assert_eq!(mode(f), 0o600, "{} is not private", f.display());
+    }
+    daemon.stop();
+    let export = dir.path().join("out.csv");
+    let out = under_umask_0(dialerd(
+        dir.path(),
+        &db,
+        &["export", "--output", export.to_str().unwrap()],
+    ))
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(mode(&export), 0o600);
+}
+
+#[test]
+fn an_api_key_file_others_can_read_gets_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("dialerd.db");
+    let key = dir.path().join("api_key");
+    std::fs::write(&key, "sim-key-local\n").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let check = |key: &Path| {
+        let out = dialerd(dir.path(), &db, &["check-config"])
+            .env_remove("DIALERD_API_KEY")
+            .env("DIALERD_PROVIDER__API_KEY_FILE", key)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = check(&key);
+    assert!(err.contains("readable by every user"), "{err}");
+    assert!(!err.contains("sim-key-local"), "{err}");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let err = check(&key);
+    assert!(!err.contains("readable by every user"), "{err}");
+}

@@ -182,6 +182,24 @@ impl Settings {
         })
     }
 
+    /// What is allowed but unwise: an API key file that other users of the
+    /// host may read.
+    pub fn warnings(&self) -> Vec<String> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut out = Vec::new();
+        if let KeySource::File(path) = &self.key_source
+            && let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o004 != 0
+        {
+            out.push(format!(
+                "provider.api_key_file {} is readable by every user of this host (mode {:o}); chmod 600 it",
+                path.display(),
+                meta.permissions().mode() & 0o777
+            ));
+        }
+        out
+    }
+
     /// The effective configuration as TOML, with where the API key comes from
     /// but never the key.
     pub fn redacted_toml(&self) -> String {

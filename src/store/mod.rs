@@ -182,6 +182,10 @@ impl Store {
     /// any pending migrations.
     pub async fn open(path: &Path, clock: SharedClock) -> Result<Self, OpenError> {
         let shown = path.display().to_string();
+        create_private(path).map_err(|e| OpenError::Open {
+            path: shown.clone(),
+            source: sqlx::Error::Io(e),
+        })?;
         let opts = SqliteConnectOptions::from_str("sqlite:")
             .map_err(|source| OpenError::Open {
                 path: shown.clone(),
@@ -348,6 +352,36 @@ impl Store {
     /// Closes the pool, checkpointing the WAL.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// Creates a missing database file empty and readable by its owner only
+/// (0600, whatever the umask). SQLite gives the `-wal` and `-shm` files it
+/// creates the database file's mode, so they are private too. An existing
+/// file keeps its mode (an operator may have opened it to a group), with a
+/// warning when anyone may read it.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(file) => file.set_permissions(std::fs::Permissions::from_mode(0o600)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if let Ok(meta) = std::fs::metadata(path)
+                && meta.permissions().mode() & 0o004 != 0
+            {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                    "the database is readable by every user of this host; it holds personal data: chmod 600 it (or 640 with a group of readers)"
+                );
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
     }
 }
 
