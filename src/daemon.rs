@@ -117,7 +117,10 @@ pub fn client_for(settings: &Settings, clock: SharedClock) -> anyhow::Result<Cli
                 key: "provider.base_url".into(),
                 message: e.to_string(),
             })?
-            .with_clock(clock),
+            .with_clock(clock)
+            .with_max_response_bytes(
+                usize::try_from(settings.raw.provider.max_response_bytes).unwrap_or(usize::MAX),
+            ),
     )
 }
 

@@ -321,6 +321,12 @@ fn validate_numbers(raw: &RawConfig) -> Result<(), ConfigError> {
             return Err(invalid(key, "must be at least 1"));
         }
     }
+    if !(1024..=1024 * 1024 * 1024).contains(&raw.provider.max_response_bytes) {
+        return Err(invalid(
+            "provider.max_response_bytes",
+            "must be between 1024 and 1073741824 (1 GiB)",
+        ));
+    }
     if raw.reconcile.page_size > 1000 {
         return Err(invalid("reconcile.page_size", "must be at most 1000"));
     }

@@ -14,7 +14,7 @@ mod transcript;
 #[cfg(test)]
 mod tests;
 
-pub use client::Client;
+pub use client::{Client, DEFAULT_MAX_RESPONSE_BYTES};
 pub use error::{ErrorKind, ProviderError, parse_retry_after};
 pub use model::{Accepted, CallLog, DispatchRequest, LogPage, LogQuery};
 pub use status::{CallStatus, normalise_status};
