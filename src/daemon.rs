@@ -149,6 +149,7 @@ pub async fn run(
             "attempts left `sending` by the last stop are now uncertain; the reconciler will resolve them"
         );
     }
+    clear_pause_for_new_key(&store, &client).await;
     if let Some(reason) = store.dispatch_paused().await? {
         tracing::error!(%reason, "DISPATCH IS PAUSED for every campaign; after fixing the key run `dialerd dispatch resume`");
     }
@@ -279,6 +280,11 @@ fn reload(
 ) {
     crate::ops::notify_reloading();
     let result = Settings::load(opts.config_file.as_deref())
+        .inspect(|new| {
+            for warning in new.warnings() {
+                tracing::warn!("{warning}");
+            }
+        })
         .map_err(anyhow::Error::from)
         .and_then(|new| {
             let client = client_for(&new, clock.clone())?;
@@ -296,15 +302,39 @@ fn reload(
             }
             crate::telemetry::set_level(&new.raw.log.level);
             engine.reconfigure(EngineConfig::from_settings(&new));
-            engine.set_client(client);
+            let changed = client.key_fingerprint() != engine.client_key_fingerprint();
+            engine.set_client(client.clone());
             *settings.write().unwrap_or_else(|p| p.into_inner()) = new;
             tracing::info!("configuration reloaded");
+            if changed {
+                let store = engine.store().clone();
+                tokio::spawn(async move { clear_pause_for_new_key(&store, &client).await });
+            }
         }
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "reload refused; the previous configuration stays in force")
         }
     }
     crate::ops::notify_ready();
+}
+
+/// Clears a pause caused by a refused key when `client` sends another key:
+/// the operator replaced it, and a restart (or reload) with the new key must
+/// not also need `dialerd dispatch resume`. The scheduler sees the cleared
+/// pause at its next step.
+async fn clear_pause_for_new_key(store: &Store, client: &Client) {
+    match store
+        .clear_pause_if_key_changed(&client.key_fingerprint())
+        .await
+    {
+        Ok(true) => tracing::warn!(
+            "the API key differs from the one the API refused; dispatching resumed (a refusal of this key pauses it again)"
+        ),
+        Ok(false) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "cannot check whether the API key changed since the pause")
+        }
+    }
 }
 
 fn secs(v: f64) -> Duration {

@@ -505,3 +505,165 @@ fn an_api_key_file_others_can_read_gets_a_warning() {
     let err = check(&key);
     assert!(!err.contains("readable by every user"), "{err}");
 }
+
+// ---------------------------------------------------------------- key rotation
+
+/// `dialerd simulate` on a free loopback port with `args`; returns it and its base URL.
+fn simulate(args: &[&str]) -> (Proc, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .args([
+            "simulate",
+            "--listen",
+            "127.0.0.1:0",
+            "--call-secs",
+            "0.1-0.2",
+        ])
+        .args(args);
+    let sim = Proc::spawn(cmd);
+    const MARK: &str = "OmniDimension-compatible API at ";
+    assert!(
+        wait_until(Duration::from_secs(10), || sim
+            .stderr()
+            .find(MARK)
+            .is_some_and(|i| sim.stderr()[i..].contains('\n'))),
+        "the simulator did not start:\n{}",
+        sim.stderr()
+    );
+    let err = sim.stderr();
+    let rest = &err[err.find(MARK).unwrap() + MARK.len()..];
+    (sim, rest.split_whitespace().next().unwrap().to_string())
+}
+
+/// Imports three contacts dialed once each, all day, swept every second.
+fn import_campaign(dir: &Path, db: &Path) {
+    let csv = dir.join("rotate.csv");
+    std::fs::write(
+        &csv,
+        "phone_number\n+442079460101\n+442079460102\n+442079460103\n",
+    )
+    .unwrap();
+    let out = dialerd(
+        dir,
+        db,
+        &[
+            "import",
+            csv.to_str().unwrap(),
+            "--campaign",
+            "rotate",
+            "--agent-id",
+            "1",
+            "--schedule",
+            "*/1 * * * * *",
+            "--window",
+            "00:00-24:00",
+            "--max-attempts",
+            "1",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn sql_text(db: &Path, sql: &str) -> String {
+    let out = Command::new("sqlite3").arg(db).arg(sql).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A daemon run with the key in `key_file`, until `needle` shows in its log.
+fn run_until(dir: &Path, db: &Path, url: &str, key_file: &Path, needle: &str) -> Proc {
+    let mut cmd = dialerd(dir, db, &["run"]);
+    cmd.env_remove("DIALERD_API_KEY")
+        .env("DIALERD_PROVIDER__API_KEY_FILE", key_file)
+        .env("DIALERD_PROVIDER__BASE_URL", url)
+        .env("DIALERD_RECONCILE__POLL_INTERVAL_SECS", "0.3");
+    let p = Proc::spawn(cmd);
+    assert!(
+        wait_until(Duration::from_secs(20), || p.stderr().contains(needle)),
+        "no {needle:?} in:\n{}",
+        p.stderr()
+    );
+    p
+}
+
+#[test]
+fn a_pause_caused_by_a_refused_key_clears_itself_once_the_key_changes_and_only_then() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("dialerd.db");
+    let (_sim, url) = simulate(&["--api-key", "the-good-key-0001"]);
+    import_campaign(dir.path(), &db);
+    let key = dir.path().join("api_key");
+    std::fs::write(&key, "a-revoked-key-0002\n").unwrap();
+
+    let mut first = run_until(dir.path(), &db, &url, &key, "DISPATCH PAUSED");
+    first.stop();
+    let paused_by = sql_text(&db, "SELECT dispatch_paused_key FROM daemon");
+    assert!(paused_by.starts_with("sha256:"), "{paused_by:?}");
+    assert!(!paused_by.contains("revoked"), "{paused_by:?}");
+
+    // The same bad key again: the pause holds, nothing is dialed.
+    let mut same = run_until(dir.path(), &db, &url, &key, "DISPATCH IS PAUSED");
+    std::thread::sleep(Duration::from_secs(2));
+    same.stop();
+    assert!(
+        !same.stderr().contains("dispatching resumed"),
+        "{}",
+        same.stderr()
+    );
+    assert_eq!(
+        sql_text(
+            &db,
+            "SELECT COUNT(*) FROM attempts WHERE state = 'accepted'"
+        ),
+        "0"
+    );
+
+    // A restart with the replaced key needs no `dispatch resume`.
+    std::fs::write(&key, "the-good-key-0001\n").unwrap();
+    let mut fixed = run_until(dir.path(), &db, &url, &key, "dispatching resumed");
+    assert!(
+        wait_until(Duration::from_secs(20), || sql_text(
+            &db,
+            "SELECT COUNT(*) FROM attempts WHERE state = 'accepted'"
+        ) == "3"),
+        "the campaign was not dialed after the key changed:\n{}",
+        fixed.stderr()
+    );
+    fixed.stop();
+    assert_eq!(
+        sql_text(
+            &db,
+            "SELECT COUNT(*) FROM daemon WHERE dispatch_paused IS NULL"
+        ),
+        "1"
+    );
+}
+
+#[test]
+fn a_reload_reads_the_api_key_file_afresh_and_clears_the_pause_the_old_key_caused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("dialerd.db");
+    let (_sim, url) = simulate(&["--api-key", "the-good-key-0001"]);
+    import_campaign(dir.path(), &db);
+    let key = dir.path().join("api_key");
+    std::fs::write(&key, "a-revoked-key-0002\n").unwrap();
+    let mut daemon = run_until(dir.path(), &db, &url, &key, "DISPATCH PAUSED");
+    std::fs::write(&key, "the-good-key-0001\n").unwrap();
+    let _ = Command::new("kill")
+        .args(["-HUP", &daemon.child.id().to_string()])
+        .status();
+    assert!(
+        wait_until(Duration::from_secs(20), || sql_text(
+            &db,
+            "SELECT COUNT(*) FROM attempts WHERE state = 'accepted'"
+        ) == "3"),
+        "the campaign was not dialed after the reload:\n{}",
+        daemon.stderr()
+    );
+    daemon.stop();
+}

@@ -408,7 +408,8 @@ impl Engine {
         }
         let reason = format!("the API refused the key: {err}");
         tracing::error!(%reason, "DISPATCH PAUSED for every campaign; fix the key, then run `dialerd dispatch resume`");
-        if let Err(e) = self.store.pause_dispatch(&reason).await {
+        let key = self.client().key_fingerprint();
+        if let Err(e) = self.store.pause_dispatch_for_key(&reason, Some(&key)).await {
             tracing::error!(error = %e, "cannot record the dispatch pause");
         }
     }

@@ -286,6 +286,11 @@ impl Engine {
         *self.client.write().unwrap_or_else(|p| p.into_inner()) = client;
     }
 
+    /// The fingerprint of the API key in use.
+    pub fn client_key_fingerprint(&self) -> String {
+        self.client().key_fingerprint()
+    }
+
     fn client(&self) -> Client {
         self.client
             .read()

@@ -119,6 +119,11 @@ impl Client {
         self
     }
 
+    /// The fingerprint of the key this client sends (see [`ApiKey::fingerprint`]).
+    pub fn key_fingerprint(&self) -> String {
+        self.key.fingerprint()
+    }
+
     /// The base URL this client talks to.
     pub fn base_url(&self) -> &str {
         &self.base
