@@ -667,3 +667,95 @@ fn a_reload_reads_the_api_key_file_afresh_and_clears_the_pause_the_old_key_cause
     );
     daemon.stop();
 }
+
+// ---------------------------------------------------------------- the unit
+
+/// The unit's `key=value` lines of section `[name]`.
+fn unit_section(body: &str, name: &str) -> Vec<(String, String)> {
+    let mut inside = false;
+    let mut out = Vec::new();
+    for line in body.lines().map(str::trim) {
+        if line.starts_with('[') {
+            inside = line == format!("[{name}]");
+        } else if inside && !line.starts_with('#') {
+            if let Some((k, v)) = line.split_once('=') {
+                out.push((k.to_string(), v.to_string()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_unit_stops_on_a_configuration_error_limits_restarts_and_owns_its_inbox() {
+    let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/dialerd.service");
+    let body = std::fs::read_to_string(&unit).unwrap();
+    let service = unit_section(&body, "Service");
+    let get = |section: &[(String, String)], key: &str| -> Vec<String> {
+        section
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    assert_eq!(get(&service, "RestartPreventExitStatus"), ["78"]);
+    assert_eq!(get(&service, "Restart"), ["on-failure"]);
+    let state = get(&service, "StateDirectory").join(" ");
+    assert!(
+        state.split_whitespace().any(|d| d == "dialerd/inbox"),
+        "{state}"
+    );
+    let unit_part = unit_section(&body, "Unit");
+    let burst: u32 = get(&unit_part, "StartLimitBurst")[0].parse().unwrap();
+    let interval: u32 = get(&unit_part, "StartLimitIntervalSec")[0].parse().unwrap();
+    let restart_sec: u32 = get(&service, "RestartSec")[0].parse().unwrap();
+    // The limit must be reachable: `burst` restarts fit in the interval.
+    assert!(
+        burst >= 2 && burst * restart_sec < interval,
+        "{burst} x {restart_sec}s in {interval}s"
+    );
+
+    // What systemd itself says of these directives.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("dialerd.service");
+    std::fs::write(
+        &copy,
+        body.replace(
+            "ExecStart=/usr/local/bin/dialerd ",
+            &format!("ExecStart={BIN} "),
+        ),
+    )
+    .unwrap();
+    let v = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&copy)
+        .output()
+        .expect("systemd-analyze (apt-get install -y systemd)");
+    let complaints = String::from_utf8_lossy(&v.stderr);
+    assert!(v.status.success(), "{complaints}");
+    assert!(!complaints.contains("dialerd.service"), "{complaints}");
+
+    // And the binary keeps its side: a configuration error is exit 78.
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("d.db");
+    let no_key = dialerd(tmp.path(), &db, &["run"])
+        .env_remove("DIALERD_API_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(
+        no_key.status.code(),
+        Some(78),
+        "{}",
+        String::from_utf8_lossy(&no_key.stderr)
+    );
+    let bad = dialerd(tmp.path(), &db, &["run"])
+        .env("DIALERD_DISPATCH__RATE_PER_SECOND", "0")
+        .output()
+        .unwrap();
+    assert_eq!(
+        bad.status.code(),
+        Some(78),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
