@@ -134,3 +134,51 @@ fn a_transcript_of_a_million_ampersands_decodes_in_linear_time() {
         assert!(took < Duration::from_secs(2), "{:.10}… took {took:?}", text);
     }
 }
+
+// ---------------------------------------------------------------- the simulator's key
+
+async fn status_with_key(sim: &dialerd::sim::SimHandle, key: &str) -> Option<ErrorKind> {
+    let c = Client::new(
+        &sim.base_url(),
+        ApiKey::new(key).unwrap(),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    c.dispatch(&call()).await.err().map(|e| e.kind())
+}
+
+#[tokio::test]
+async fn the_simulator_accepts_its_default_key_and_the_old_one_until_a_key_is_given() {
+    use dialerd::sim::{self, SimOptions};
+    let sim = sim::spawn(SimOptions::default()).await.unwrap();
+    assert!(
+        "sim-key-local".len() >= 8,
+        "the official SDK refuses shorter keys"
+    );
+    assert_eq!(status_with_key(&sim, "sim-key-local").await, None);
+    assert_eq!(
+        status_with_key(&sim, "sim-key").await,
+        None,
+        "old scripts keep working"
+    );
+    assert_eq!(
+        status_with_key(&sim, "another-key").await,
+        Some(ErrorKind::Unauthorized)
+    );
+
+    let given = sim::spawn(SimOptions {
+        api_key: "my-own-key-123".into(),
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(status_with_key(&given, "my-own-key-123").await, None);
+    assert_eq!(
+        status_with_key(&given, "sim-key").await,
+        Some(ErrorKind::Unauthorized)
+    );
+    assert_eq!(
+        status_with_key(&given, "sim-key-local").await,
+        Some(ErrorKind::Unauthorized)
+    );
+}
