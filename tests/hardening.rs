@@ -677,10 +677,11 @@ fn unit_section(body: &str, name: &str) -> Vec<(String, String)> {
     for line in body.lines().map(str::trim) {
         if line.starts_with('[') {
             inside = line == format!("[{name}]");
-        } else if inside && !line.starts_with('#') {
-            if let Some((k, v)) = line.split_once('=') {
-                out.push((k.to_string(), v.to_string()));
-            }
+        } else if inside
+            && !line.starts_with('#')
+            && let Some((k, v)) = line.split_once('=')
+        {
+            out.push((k.to_string(), v.to_string()));
         }
     }
     out
