@@ -579,3 +579,31 @@ fn store_path(settings: &Arc<std::sync::RwLock<Settings>>) -> String {
         .display()
         .to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    #[test]
+    fn a_scheduler_step_counts_as_stalled_only_past_the_limit_and_only_while_unfinished() {
+        let live = Liveness::default();
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 25, 8, 0, 0).unwrap();
+        let limit = Duration::from_secs(15);
+        assert_eq!(live.stalled(t0, limit), None, "no step running");
+        live.step(Some(t0));
+        assert_eq!(
+            live.stalled(t0 + chrono::Duration::seconds(15), limit),
+            None
+        );
+        assert_eq!(
+            live.stalled(t0 + chrono::Duration::seconds(16), limit),
+            Some(chrono::Duration::seconds(16))
+        );
+        live.step(None);
+        assert_eq!(
+            live.stalled(t0 + chrono::Duration::seconds(60), limit),
+            None
+        );
+    }
+}

@@ -760,3 +760,32 @@ fn the_unit_stops_on_a_configuration_error_limits_restarts_and_owns_its_inbox() 
         String::from_utf8_lossy(&bad.stderr)
     );
 }
+
+#[test]
+fn check_config_without_a_key_says_how_to_check_the_services_real_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("d.db");
+    let out = dialerd(dir.path(), &db, &["check-config"])
+        .env_remove("DIALERD_API_KEY")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for part in [
+        "systemd-run --pipe --wait",
+        "LoadCredential=api_key:/etc/dialerd/api_key",
+        "DIALERD_DATABASE__PATH=/var/lib/dialerd/dialerd.db",
+        "check-config",
+    ] {
+        assert!(err.contains(part), "{part:?} missing from:\n{err}");
+    }
+    // The same words as the unit's own comment, so the two never drift apart.
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/dialerd.service"),
+    )
+    .unwrap();
+    assert!(unit.contains("--property=LoadCredential=api_key:/etc/dialerd/api_key"));
+    assert!(
+        unit.contains("--property=Environment=DIALERD_DATABASE__PATH=/var/lib/dialerd/dialerd.db")
+    );
+}
