@@ -510,6 +510,8 @@ async fn inbox_loop(
     let Some(dir) = dir else { return };
     tracing::info!(dir = %dir.display(), "watching the inbox for CSV campaigns");
     let mut watcher = crate::import::InboxWatcher::new(dir, settle);
+    // A scan failing the same way every poll is logged once, not every 2 s.
+    let mut last_error: Option<String> = None;
     loop {
         let (defaults, every) = {
             let s = settings.read().unwrap_or_else(|p| p.into_inner());
@@ -520,6 +522,9 @@ async fn inbox_loop(
         };
         match watcher.scan_once(&store, &defaults).await {
             Ok(outcomes) => {
+                if last_error.take().is_some() {
+                    tracing::info!("the inbox can be scanned again");
+                }
                 for o in outcomes {
                     match o {
                         crate::import::InboxOutcome::Imported { file, report, .. } => {
@@ -534,7 +539,13 @@ async fn inbox_loop(
                     }
                 }
             }
-            Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot scan the inbox"),
+            Err(e) => {
+                let error = format!("{e:#}");
+                if last_error.as_deref() != Some(error.as_str()) {
+                    tracing::error!(%error, "cannot scan the inbox; retrying every poll, logged again if the error changes");
+                    last_error = Some(error);
+                }
+            }
         }
         tokio::select! {
             _ = clock.sleep(every) => {}

@@ -14,8 +14,10 @@
 //!
 //! The watcher creates the inbox, `done/` and `failed/` (0700) when they are
 //! missing. Only regular files are read: a `*.csv` name that is a symlink, a
-//! FIFO or anything else is moved to `failed/` unread (opened with
-//! `O_NOFOLLOW`, so a link swapped in at the last moment is refused too),
+//! FIFO or anything else is moved to `failed/` unread (checked again by an
+//! `O_NOFOLLOW` open just before the import; keep the inbox writable by the
+//! daemon's user alone, as the systemd unit does, so nobody can swap a file
+//! for a link between that check and the import's own open),
 //! and nothing is ever written through a symlink: reports are created new
 //! (`O_EXCL`, 0600), and a `done/` or `failed/` that is not a real
 //! directory stops the scan.
