@@ -182,10 +182,13 @@ impl Store {
     /// any pending migrations.
     pub async fn open(path: &Path, clock: SharedClock) -> Result<Self, OpenError> {
         let shown = path.display().to_string();
-        create_private(path).map_err(|e| OpenError::Open {
+        let io = |e: std::io::Error| OpenError::Open {
             path: shown.clone(),
             source: sqlx::Error::Io(e),
-        })?;
+        };
+        create_private(path).map_err(io)?;
+        // Held until the migrations are done: see `migration_lock`.
+        let _migrating = migration_lock(path).await.map_err(io)?;
         let opts = SqliteConnectOptions::from_str("sqlite:")
             .map_err(|source| OpenError::Open {
                 path: shown.clone(),
@@ -382,6 +385,23 @@ fn create_private(path: &Path) -> std::io::Result<()> {
             Ok(())
         }
         Err(e) => Err(e),
+    }
+}
+
+/// An exclusive `flock` on the database file, taken by every process that
+/// opens the store, for as long as it checks and applies migrations: two
+/// processes starting on a new database at once (the daemon and a `dialerd
+/// status`, say) would otherwise both try to create its tables, and one
+/// would fail. SQLite's own locks are `fcntl` locks, which `flock` does not
+/// touch. Waits in short steps, so the async runtime is never blocked.
+async fn migration_lock(path: &Path) -> std::io::Result<std::fs::File> {
+    let file = std::fs::File::open(path)?;
+    loop {
+        match fs4::fs_std::FileExt::try_lock_exclusive(&file) {
+            Ok(true) => return Ok(file),
+            Ok(false) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(e) => return Err(e),
+        }
     }
 }
 
