@@ -571,8 +571,18 @@ fn import_campaign(dir: &Path, db: &Path) {
 }
 
 fn sql_text(db: &Path, sql: &str) -> String {
-    let out = Command::new("sqlite3").arg(db).arg(sql).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    let out = Command::new("sqlite3")
+        .arg("-cmd")
+        .arg(".timeout 5000")
+        .arg(db)
+        .arg(sql)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() {
+        eprintln!("sqlite3: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    text
 }
 
 /// A daemon run with the key in `key_file`, until `needle` shows in its log.

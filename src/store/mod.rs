@@ -388,14 +388,19 @@ fn create_private(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// An exclusive `flock` on the database file, taken by every process that
-/// opens the store, for as long as it checks and applies migrations: two
+/// An exclusive `flock` on the database's directory, taken by every process
+/// that opens the store, for as long as it checks and applies migrations: two
 /// processes starting on a new database at once (the daemon and a `dialerd
 /// status`, say) would otherwise both try to create its tables, and one
-/// would fail. SQLite's own locks are `fcntl` locks, which `flock` does not
-/// touch. Waits in short steps, so the async runtime is never blocked.
+/// would fail. The directory, not the database file: closing any descriptor
+/// of the database file would drop the `fcntl` locks SQLite holds on it.
+/// Waits in short steps, so the async runtime is never blocked.
 async fn migration_lock(path: &Path) -> std::io::Result<std::fs::File> {
-    let file = std::fs::File::open(path)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let file = std::fs::File::open(dir)?;
     loop {
         match fs4::fs_std::FileExt::try_lock_exclusive(&file) {
             Ok(true) => return Ok(file),
