@@ -394,16 +394,20 @@ fn create_private(path: &Path) -> std::io::Result<()> {
 /// status`, say) would otherwise both try to create its tables, and one
 /// would fail. The directory, not the database file: closing any descriptor
 /// of the database file would drop the `fcntl` locks SQLite holds on it.
-/// Waits in short steps, so the async runtime is never blocked.
-async fn migration_lock(path: &Path) -> std::io::Result<std::fs::File> {
+/// Waits in short steps, so the async runtime is never blocked. A directory
+/// this process may not open (search but no read permission) goes without
+/// the lock: the race it guards against is rarer than that setup.
+async fn migration_lock(path: &Path) -> std::io::Result<Option<std::fs::File>> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let file = std::fs::File::open(dir)?;
+    let Ok(file) = std::fs::File::open(dir) else {
+        return Ok(None);
+    };
     loop {
         match fs4::fs_std::FileExt::try_lock_exclusive(&file) {
-            Ok(true) => return Ok(file),
+            Ok(true) => return Ok(Some(file)),
             Ok(false) => tokio::time::sleep(Duration::from_millis(20)).await,
             Err(e) => return Err(e),
         }
