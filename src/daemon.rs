@@ -60,13 +60,18 @@ impl InstanceLock {
     pub fn acquire(db: &Path) -> anyhow::Result<Self> {
         // Created empty if missing (SQLite takes an empty file as a new
         // database), so it has an identity before the store opens it.
+        // 0600 whatever the umask: the database (and the -wal and -shm
+        // files SQLite derives from its mode) is private.
         drop(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(db)
-                .with_context(|| format!("cannot open database {}", db.display()))?,
+            std::os::unix::fs::OpenOptionsExt::mode(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true),
+                0o600,
+            )
+            .open(db)
+            .with_context(|| format!("cannot open database {}", db.display()))?,
         );
         let canonical = std::fs::canonicalize(db)
             .with_context(|| format!("cannot resolve database path {}", db.display()))?;
@@ -111,6 +116,27 @@ impl InstanceLock {
         })
     }
 
+    /// Whether a process holds the lock of database `db` now (without
+    /// creating the lock file, and without taking the lock for long).
+    pub fn is_held(db: &Path) -> bool {
+        // The lock sits beside the real file, whatever path reaches it.
+        let Ok(db) = std::fs::canonicalize(db) else {
+            return false;
+        };
+        let mut name = db.as_os_str().to_owned();
+        name.push(".lock");
+        let Ok(file) = File::open(PathBuf::from(name)) else {
+            return false;
+        };
+        match fs4::fs_std::FileExt::try_lock_shared(&file) {
+            Ok(true) => {
+                let _ = fs4::fs_std::FileExt::unlock(&file);
+                false
+            }
+            Ok(false) | Err(_) => true,
+        }
+    }
+
     /// The lock file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -119,13 +145,16 @@ impl InstanceLock {
 
 /// Opens (creating) a lock file.
 fn open_lock_file(path: &Path) -> anyhow::Result<File> {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(path)
-        .with_context(|| format!("cannot open lock file {}", path.display()))
+    std::os::unix::fs::OpenOptionsExt::mode(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true),
+        0o600,
+    )
+    .open(path)
+    .with_context(|| format!("cannot open lock file {}", path.display()))
 }
 
 /// Builds the API client from the configuration.
@@ -140,7 +169,10 @@ pub fn client_for(settings: &Settings, clock: SharedClock) -> anyhow::Result<Cli
                 key: "provider.base_url".into(),
                 message: e.to_string(),
             })?
-            .with_clock(clock),
+            .with_clock(clock)
+            .with_max_response_bytes(
+                usize::try_from(settings.raw.provider.max_response_bytes).unwrap_or(usize::MAX),
+            ),
     )
 }
 
@@ -152,6 +184,9 @@ pub async fn run(
     mut control: tokio::sync::mpsc::Receiver<Control>,
 ) -> anyhow::Result<()> {
     let client = client_for(&settings, clock.clone())?;
+    for warning in settings.warnings() {
+        tracing::warn!("{warning}");
+    }
     let lock = InstanceLock::acquire(&settings.database_path)?;
     if let Some(addr) = settings.metrics_listen {
         crate::ops::install_metrics(addr)?;
@@ -166,6 +201,7 @@ pub async fn run(
             "attempts left `sending` by the last stop are now uncertain; the reconciler will resolve them"
         );
     }
+    clear_pause_for_new_key(&store, &client).await;
     if let Some(reason) = store.dispatch_paused().await? {
         tracing::error!(%reason, "DISPATCH IS PAUSED for every campaign; after fixing the key run `dialerd dispatch resume`");
     }
@@ -189,11 +225,13 @@ pub async fn run(
     tracing::info!(database = %store_path(&settings), "dialerd running");
 
     let mut tasks = JoinSet::new();
+    let liveness = Arc::new(Liveness::default());
     tasks.spawn(scheduler_loop(
         engine.clone(),
         clock.clone(),
         settings.clone(),
         stop_rx.clone(),
+        liveness.clone(),
     ));
     tasks.spawn(reconciler_loop(
         engine.clone(),
@@ -206,6 +244,7 @@ pub async fn run(
         clock.clone(),
         settings.clone(),
         stop_rx.clone(),
+        liveness,
     ));
     tasks.spawn(inbox_loop(
         store.clone(),
@@ -293,6 +332,11 @@ fn reload(
 ) {
     crate::ops::notify_reloading();
     let result = Settings::load(opts.config_file.as_deref())
+        .inspect(|new| {
+            for warning in new.warnings() {
+                tracing::warn!("{warning}");
+            }
+        })
         .map_err(anyhow::Error::from)
         .and_then(|new| {
             let client = client_for(&new, clock.clone())?;
@@ -310,9 +354,14 @@ fn reload(
             }
             crate::telemetry::set_level(&new.raw.log.level);
             engine.reconfigure(EngineConfig::from_settings(&new));
-            engine.set_client(client);
+            let changed = client.key_fingerprint() != engine.client_key_fingerprint();
+            engine.set_client(client.clone());
             *settings.write().unwrap_or_else(|p| p.into_inner()) = new;
             tracing::info!("configuration reloaded");
+            if changed {
+                let store = engine.store().clone();
+                tokio::spawn(async move { clear_pause_for_new_key(&store, &client).await });
+            }
         }
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "reload refused; the previous configuration stays in force")
@@ -321,8 +370,58 @@ fn reload(
     crate::ops::notify_ready();
 }
 
+/// Clears a pause caused by a refused key when `client` sends another key:
+/// the operator replaced it, and a restart (or reload) with the new key must
+/// not also need `dialerd dispatch resume`. The scheduler sees the cleared
+/// pause at its next step.
+async fn clear_pause_for_new_key(store: &Store, client: &Client) {
+    match store
+        .clear_pause_if_key_changed(&client.key_fingerprint())
+        .await
+    {
+        Ok(true) => tracing::warn!(
+            "the API key differs from the one the API refused; dispatching resumed (a refusal of this key pauses it again)"
+        ),
+        Ok(false) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "cannot check whether the API key changed since the pause")
+        }
+    }
+}
+
 fn secs(v: f64) -> Duration {
     Duration::from_secs_f64(v.clamp(0.001, 86_400.0))
+}
+
+/// When the scheduler's current step began; `None` between steps. The
+/// heartbeat reads it to tell a slow step from a wedged daemon.
+#[derive(Debug, Default)]
+pub struct Liveness {
+    scheduler_step: std::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>,
+}
+
+impl Liveness {
+    fn step(&self, started: Option<chrono::DateTime<chrono::Utc>>) {
+        *self
+            .scheduler_step
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = started;
+    }
+
+    /// How long the unfinished scheduler step has run, if one has run longer
+    /// than `limit` at `now`.
+    pub fn stalled(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: Duration,
+    ) -> Option<chrono::TimeDelta> {
+        let started = (*self
+            .scheduler_step
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()))?;
+        let ran = now - started;
+        (ran.to_std().unwrap_or_default() > limit).then_some(ran)
+    }
 }
 
 async fn scheduler_loop(
@@ -330,6 +429,7 @@ async fn scheduler_loop(
     clock: SharedClock,
     settings: Arc<std::sync::RwLock<Settings>>,
     mut stop: watch::Receiver<bool>,
+    liveness: Arc<Liveness>,
 ) {
     loop {
         let refresh = secs(
@@ -340,7 +440,10 @@ async fn scheduler_loop(
                 .daemon
                 .campaign_refresh_secs,
         );
-        let wake = match engine.tick().await {
+        liveness.step(Some(clock.now()));
+        let ticked = engine.tick().await;
+        liveness.step(None);
+        let wake = match ticked {
             Ok((_, Some(next))) => next.min(crate::clock::plus(clock.now(), refresh)),
             Ok((_, None)) => crate::clock::plus(clock.now(), refresh),
             Err(e) => {
@@ -391,13 +494,22 @@ async fn heartbeat_loop(
     clock: SharedClock,
     settings: Arc<std::sync::RwLock<Settings>>,
     mut stop: watch::Receiver<bool>,
+    liveness: Arc<Liveness>,
 ) {
+    // Beats in a row on which the database was writable but the pool was not:
+    // one can be a race with space coming and going, three are a wedge.
+    let mut wedged = 0u32;
     loop {
-        let line = engine.status_line();
-        if let Err(e) = engine.store().heartbeat(&line).await {
-            tracing::warn!(error = %e, "cannot write the heartbeat");
+        wedged = if beat(&engine).await { 0 } else { wedged + 1 };
+        let mut pet = wedged < 3;
+        if let Some(ran) = liveness.stalled(clock.now(), crate::ops::stall_limit()) {
+            tracing::error!(
+                running_secs = ran.num_seconds(),
+                "a scheduler step has not finished; the watchdog is no longer petted, so systemd restarts dialerd"
+            );
+            pet = false;
         }
-        crate::ops::notify_status(&line);
+        crate::ops::notify_status(&engine.status_line(), pet);
         let every = Duration::from_secs(
             settings
                 .read()
@@ -409,6 +521,30 @@ async fn heartbeat_loop(
         tokio::select! {
             _ = clock.sleep(crate::ops::watchdog_interval(every)) => {}
             _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Writes the heartbeat; when that fails, probes the database through a
+/// connection of its own. Returns whether the watchdog may be petted: yes
+/// when the write went through, or when the database itself cannot be
+/// written (the daemon waits for it by choice, dispatching nothing, and
+/// goes on by itself once it can); no when the database is writable and
+/// only this process's connections fail, which a restart cures.
+async fn beat(engine: &Engine) -> bool {
+    let written = engine.store().heartbeat(&engine.status_line()).await;
+    let Err(error) = written else {
+        engine.note_storage(Ok(()));
+        return true;
+    };
+    match engine.store().probe_write().await {
+        Err(probe) => {
+            engine.note_storage(Err(probe.to_string()));
+            true
+        }
+        Ok(()) => {
+            tracing::error!(%error, "the database is writable, but this process's connections cannot write it; after three such heartbeats the watchdog is no longer petted, so systemd restarts dialerd");
+            false
         }
     }
 }
@@ -426,6 +562,8 @@ async fn inbox_loop(
     let Some(dir) = dir else { return };
     tracing::info!(dir = %dir.display(), "watching the inbox for CSV campaigns");
     let mut watcher = crate::import::InboxWatcher::new(dir, settle);
+    // A scan failing the same way every poll is logged once, not every 2 s.
+    let mut last_error: Option<String> = None;
     loop {
         let (defaults, every) = {
             let s = settings.read().unwrap_or_else(|p| p.into_inner());
@@ -436,6 +574,9 @@ async fn inbox_loop(
         };
         match watcher.scan_once(&store, &defaults).await {
             Ok(outcomes) => {
+                if last_error.take().is_some() {
+                    tracing::info!("the inbox can be scanned again");
+                }
                 for o in outcomes {
                     match o {
                         crate::import::InboxOutcome::Imported { file, report, .. } => {
@@ -450,7 +591,13 @@ async fn inbox_loop(
                     }
                 }
             }
-            Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot scan the inbox"),
+            Err(e) => {
+                let error = format!("{e:#}");
+                if last_error.as_deref() != Some(error.as_str()) {
+                    tracing::error!(%error, "cannot scan the inbox; retrying every poll, logged again if the error changes");
+                    last_error = Some(error);
+                }
+            }
         }
         tokio::select! {
             _ = clock.sleep(every) => {}
@@ -494,4 +641,32 @@ fn store_path(settings: &Arc<std::sync::RwLock<Settings>>) -> String {
         .database_path
         .display()
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    #[test]
+    fn a_scheduler_step_counts_as_stalled_only_past_the_limit_and_only_while_unfinished() {
+        let live = Liveness::default();
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 25, 8, 0, 0).unwrap();
+        let limit = Duration::from_secs(15);
+        assert_eq!(live.stalled(t0, limit), None, "no step running");
+        live.step(Some(t0));
+        assert_eq!(
+            live.stalled(t0 + chrono::Duration::seconds(15), limit),
+            None
+        );
+        assert_eq!(
+            live.stalled(t0 + chrono::Duration::seconds(16), limit),
+            Some(chrono::Duration::seconds(16))
+        );
+        live.step(None);
+        assert_eq!(
+            live.stalled(t0 + chrono::Duration::seconds(60), limit),
+            None
+        );
+    }
 }

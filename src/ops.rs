@@ -36,10 +36,25 @@ pub fn notify_reloading() {
     }
 }
 
-/// `STATUS=...` and `WATCHDOG=1`: sent from the heartbeat loop, so a wedged
-/// daemon stops petting the watchdog and systemd restarts it.
-pub fn notify_status(line: &str) {
-    notify(&[NotifyState::Status(line), NotifyState::Watchdog]);
+/// `STATUS=...`, with `WATCHDOG=1` when `pet`: sent from the heartbeat loop,
+/// which pets only while the daemon makes progress (or waits by choice), so
+/// systemd restarts a wedged daemon.
+pub fn notify_status(line: &str, pet: bool) {
+    if pet {
+        notify(&[NotifyState::Status(line), NotifyState::Watchdog]);
+    } else {
+        notify(&[NotifyState::Status(line)]);
+    }
+}
+
+/// How long one scheduler step may run before the daemon counts as wedged:
+/// half the watchdog timeout (at least 10 s, above SQLite's busy timeout), or
+/// a minute without a watchdog.
+pub fn stall_limit() -> Duration {
+    match sd_notify::watchdog_enabled() {
+        Some(timeout) if !timeout.is_zero() => (timeout / 2).max(Duration::from_secs(10)),
+        _ => Duration::from_secs(60),
+    }
 }
 
 /// The heartbeat period: `every`, or a third of the watchdog timeout when

@@ -271,8 +271,17 @@ async fn a_file_that_vanishes_before_it_settles_is_forgotten_without_error() {
 }
 
 #[tokio::test]
-async fn a_missing_inbox_directory_is_an_error_not_a_panic() {
+async fn a_missing_inbox_directory_is_created_and_one_that_cannot_be_is_an_error_not_a_panic() {
     let e = env().await;
-    let mut w = InboxWatcher::new(e.dir.path().join("nope"), SETTLE);
-    assert!(w.scan_once(&e.store, &e.defaults).await.is_err());
+    let mut w = InboxWatcher::new(e.dir.path().join("new"), SETTLE);
+    assert!(w.scan_once(&e.store, &e.defaults).await.unwrap().is_empty());
+    assert!(e.dir.path().join("new/done").is_dir());
+    // Its parent is a file: nothing can be created under it.
+    std::fs::write(e.dir.path().join("file"), "x").unwrap();
+    let mut w = InboxWatcher::new(e.dir.path().join("file/inbox"), SETTLE);
+    let err = w.scan_once(&e.store, &e.defaults).await.unwrap_err();
+    assert!(
+        err.to_string().contains("cannot create inbox directory"),
+        "{err}"
+    );
 }

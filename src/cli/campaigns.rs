@@ -67,7 +67,7 @@ async fn list(store: &Store) -> Result<(), CliError> {
         .await
         .context("reading campaigns")?;
     if rows.is_empty() {
-        println!("no campaigns yet (import one with: dialerd import FILE --campaign NAME)");
+        outln!("no campaigns yet (import one with: dialerd import FILE --campaign NAME)");
         return Ok(());
     }
     let mut table = Table::new(&[
@@ -102,7 +102,7 @@ async fn list(store: &Store) -> Result<(), CliError> {
             text(r, "next_sweep_at"),
         ]);
     }
-    print!("{}", table.render());
+    out!("{}", table.render());
     Ok(())
 }
 
@@ -129,15 +129,15 @@ async fn show(store: &Store, name: &str) -> Result<(), CliError> {
     for (col, _) in settings.columns() {
         table.push(vec![col.to_string(), text(&settings, col)]);
     }
-    print!("{}", table.render());
+    out!("{}", table.render());
     // A campaign inserted by hand may carry a typo the daemon pauses it for.
     if let Ok(Some(campaign)) = store.campaign(c.id).await
         && let Err(problem) = campaign.rules()
     {
-        println!("problem: {}", clean(&problem));
+        outln!("problem: {}", clean(&problem));
     }
 
-    println!("\nprogress");
+    outln!("\nprogress");
     let mut table = Table::new(&["", ""]);
     for (col, _) in progress
         .columns()
@@ -150,11 +150,11 @@ async fn show(store: &Store, name: &str) -> Result<(), CliError> {
         };
         table.push(vec![format!("  {col}"), value]);
     }
-    print!("{}", table.render());
+    out!("{}", table.render());
 
-    println!("\nrecent events (newest first)");
+    outln!("\nrecent events (newest first)");
     if events.is_empty() {
-        println!("  none");
+        outln!("  none");
         return Ok(());
     }
     let mut table = Table::new(&["  AT", "KIND", "DETAIL"]);
@@ -165,7 +165,7 @@ async fn show(store: &Store, name: &str) -> Result<(), CliError> {
             text(e, "detail"),
         ]);
     }
-    print!("{}", table.render());
+    out!("{}", table.render());
     Ok(())
 }
 
@@ -174,7 +174,7 @@ async fn change(store: &Store, name: &str, target: CampaignStatus) -> Result<(),
     let c = find(store, name).await?;
     let current = c.status.parse::<CampaignStatus>().ok();
     if current == Some(target) {
-        println!("campaign {:?} is already {target}; nothing changed", c.name);
+        outln!("campaign {:?} is already {target}; nothing changed", c.name);
         return Ok(());
     }
     if let Some(why) = refusal(current, target) {
@@ -200,7 +200,7 @@ async fn change(store: &Store, name: &str, target: CampaignStatus) -> Result<(),
             format!("campaign {:?} was deleted meanwhile", c.name),
         ));
     }
-    println!("campaign {:?}: {} -> {target}", c.name, clean(&c.status));
+    outln!("campaign {:?}: {} -> {target}", c.name, clean(&c.status));
     match target {
         CampaignStatus::Cancelled => {
             let after = reports
@@ -209,18 +209,18 @@ async fn change(store: &Store, name: &str, target: CampaignStatus) -> Result<(),
                 .context("reading campaign_progress")?
                 .unwrap_or_default();
             let cancelled = after.int("cancelled") - before.int("cancelled");
-            println!(
+            outln!(
                 "contacts cancelled: {cancelled}; calls in flight, which finish and are recorded: {}",
                 after.int("in_progress")
             );
         }
-        CampaignStatus::Paused => println!(
+        CampaignStatus::Paused => outln!(
             "nothing more is dialed until `dialerd campaigns resume {}`; calls in flight finish",
             c.name
         ),
-        _ => println!("due contacts are dialed from the next sweep"),
+        _ => outln!("due contacts are dialed from the next sweep"),
     }
-    println!("a running daemon applies this within seconds");
+    outln!("a running daemon applies this within seconds");
     Ok(())
 }
 

@@ -70,9 +70,12 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
         dry_run: false,
     };
     let report = import::import_file(&store, &settings.campaign_defaults, &request).await?;
-    eprint!("{}", report.render(10));
-    eprintln!("{DEMO_HOURS}");
-    eprintln!(
+    {
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), "{}", report.render(10));
+    }
+    errln!("{DEMO_HOURS}");
+    errln!(
         "simulated OmniDimension API at {}; dialing...",
         sim.base_url()
     );

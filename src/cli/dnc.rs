@@ -91,10 +91,10 @@ impl Parsed {
     /// Prints the rejections (to stderr); fails with exit 65 when nothing was valid.
     fn report_rejects(&self, source: &str) -> Result<(), CliError> {
         for r in self.rejected.iter().take(SHOWN_REJECTS) {
-            eprintln!("rejected {}", clean(r));
+            errln!("rejected {}", clean(r));
         }
         if self.rejected.len() > SHOWN_REJECTS {
-            eprintln!(
+            errln!(
                 "... and {} more rejected",
                 self.rejected.len() - SHOWN_REJECTS
             );
@@ -211,9 +211,9 @@ async fn add(
     }
     let valid = parsed.valid.len() as u64;
     if valid <= SHOWN_REJECTS as u64 {
-        println!("added to the do-not-call list: {}", joined(&parsed.valid));
+        outln!("added to the do-not-call list: {}", joined(&parsed.valid));
     }
-    println!(
+    outln!(
         "valid: {valid} ({added} new on the list, {} already listed); rejected: {}; waiting contacts suppressed: {waiting}",
         valid - added,
         parsed.rejected.len()
@@ -231,11 +231,11 @@ async fn remove(store: &Store, parsed: Parsed) -> Result<(), CliError> {
             .await
             .context("removing from the do-not-call list")?;
     }
-    println!(
+    outln!(
         "removed from the do-not-call list: {}",
         joined(&parsed.valid)
     );
-    println!(
+    outln!(
         "removed: {removed}; not listed: {}; contacts already suppressed stay suppressed",
         parsed.valid.len() as u64 - removed
     );
@@ -249,7 +249,7 @@ async fn list(store: &Store) -> Result<(), CliError> {
         .await
         .context("reading the do-not-call list")?;
     if entries.is_empty() {
-        println!("the do-not-call list is empty");
+        outln!("the do-not-call list is empty");
         return Ok(());
     }
     let mut table = Table::new(&["NUMBER", "ADDED", "REASON"]);
@@ -260,8 +260,8 @@ async fn list(store: &Store) -> Result<(), CliError> {
             e.reason.clone().unwrap_or_default(),
         ]);
     }
-    print!("{}", table.render());
-    println!("total: {}", entries.len());
+    out!("{}", table.render());
+    outln!("total: {}", entries.len());
     Ok(())
 }
 

@@ -79,16 +79,16 @@ pub async fn run(store: &Store, settings: &Settings, args: ExplainArgs) -> Resul
             Ok(number) => out.push(explain(store, settings, &frame, raw, &number, now).await?),
             Err(e) => {
                 unusable += 1;
-                eprintln!("{raw}: {e}");
+                errln!("{raw}: {e}");
             }
         }
     }
     if args.json {
         let text = serde_json::to_string_pretty(&out).map_err(anyhow::Error::from)?;
-        println!("{text}");
+        outln!("{text}");
     } else {
         for e in &out {
-            print!("{}", render(e, &frame));
+            out!("{}", render(e, &frame));
         }
     }
     if unusable == args.numbers.len() {

@@ -49,7 +49,7 @@ pub async fn run(store: &Store, args: ExportArgs) -> Result<(), CliError> {
         let _ = std::fs::remove_file(&tmp);
     }
     let rows = written?;
-    println!("exported {rows} contacts to {}", path.display());
+    outln!("exported {rows} contacts to {}", path.display());
     Ok(())
 }
 

@@ -21,16 +21,16 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> Result<(), CliError> 
     match result {
         Ok(report) => {
             for w in &report.warnings {
-                eprintln!("dialerd: warning: {w}");
+                errln!("dialerd: warning: {w}");
             }
-            print!("{report}");
+            out!("{report}");
             Ok(())
         }
         Err(ImportError::DataErr {
             message,
             report: Some(report),
         }) => {
-            print!("{}", report.render_rejects(10));
+            out!("{}", report.render_rejects(10));
             Err(CliError::msg(Exit::DataErr, message))
         }
         Err(e) => Err(e.into()),

@@ -1,6 +1,32 @@
 //! The command line: `dialerd [--config FILE] COMMAND`. Each command lives in
 //! its own file; this one parses arguments and maps errors to exit statuses.
 
+/// `print!` to standard output that returns an error instead of panicking
+/// when the reader has gone (`dialerd status | head -1`); `main` ends such a
+/// command quietly.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout(), $($arg)*).map_err($crate::cli::stdout_error)?
+    }};
+}
+
+/// `println!` that returns an error instead of panicking; see `out!`.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*).map_err($crate::cli::stdout_error)?
+    }};
+}
+
+/// `eprintln!` that never panics: a message nobody can read is dropped.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod campaigns;
 mod check;
 mod demo;
@@ -244,18 +270,36 @@ pub fn main() -> i32 {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("dialerd: cannot start the async runtime: {e}");
+            errln!("dialerd: cannot start the async runtime: {e}");
             return Exit::Failure as i32;
         }
     };
     match runtime.block_on(execute(cli)) {
         Ok(()) => 0,
+        // The reader stopped early (`| head`): what it wanted, it got.
+        Err(e) if is_closed_pipe(&e) => 0,
         Err(e) => {
             tracing::debug!(error = ?e.error, "command failed");
-            eprintln!("dialerd: {e}");
+            errln!("dialerd: {e}");
             e.exit as i32
         }
     }
+}
+
+/// A failed write to standard output, as a command error.
+pub(crate) fn stdout_error(e: std::io::Error) -> CliError {
+    CliError::new(
+        Exit::Failure,
+        anyhow::Error::new(e).context("writing to standard output"),
+    )
+}
+
+/// Whether `e` is a write to a pipe whose reader has gone.
+fn is_closed_pipe(e: &CliError) -> bool {
+    e.error.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Runs one parsed command.
@@ -270,7 +314,7 @@ pub async fn execute(cli: Cli) -> Result<(), CliError> {
         Command::Dispatch(DispatchCmd::Resume) => {
             let store = open(&settings).await?;
             let cleared = store.resume_dispatch().await.map_err(anyhow::Error::from)?;
-            println!(
+            outln!(
                 "{}",
                 if cleared {
                     "dispatching resumed"

@@ -52,7 +52,7 @@ pub async fn simulate(args: SimulateArgs) -> Result<(), CliError> {
             )
         })?;
     let addr = listener.local_addr().map_err(anyhow::Error::from)?;
-    eprintln!(
+    errln!(
         "dialerd simulate: OmniDimension-compatible API at http://{addr}/api/v1 (api key {:?})",
         args.sim.api_key
     );

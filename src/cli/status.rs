@@ -62,11 +62,20 @@ pub async fn run(store: &Store, settings: &Settings, json: bool) -> Result<(), C
         .context("reading campaign_progress")?;
     let row = store.daemon_row().await.context("reading the daemon row")?;
     let window = 3 * settings.raw.daemon.heartbeat_secs.max(1);
-    let daemon = DaemonState::of(
+    let mut daemon = DaemonState::of(
         &row,
         store.clock().now(),
         i64::try_from(window).unwrap_or(i64::MAX),
     );
+    // Silent, yet its lock is held: alive, but unable to write its heartbeat.
+    if let DaemonState::Silent { at, age } = &daemon
+        && crate::daemon::InstanceLock::is_held(&settings.database_path)
+    {
+        daemon = DaemonState::Stuck {
+            at: at.clone(),
+            age: *age,
+        };
+    }
     let paused = row
         .dispatch_paused
         .as_deref()
@@ -77,32 +86,32 @@ pub async fn run(store: &Store, settings: &Settings, json: bool) -> Result<(), C
             "dispatch_paused": paused,
             "campaigns": campaigns,
         });
-        println!("{out}");
+        outln!("{out}");
         return Ok(());
     }
-    println!("{}", daemon.line(&row));
+    outln!("{}", daemon.line(&row));
     if let Some(reason) = paused {
-        println!(
+        outln!(
             "DISPATCH PAUSED: {} — fix the key, then run: dialerd dispatch resume",
             clean(reason)
         );
     }
-    println!();
+    outln!();
     if campaigns.is_empty() {
-        println!("no campaigns yet (import one with: dialerd import FILE --campaign NAME)");
+        outln!("no campaigns yet (import one with: dialerd import FILE --campaign NAME)");
         return Ok(());
     }
-    print!(
+    out!(
         "{}",
         progress_table(&campaigns, CONTACT_COLUMNS, None).render()
     );
-    println!();
-    print!(
+    outln!();
+    out!(
         "{}",
         progress_table(&campaigns, CALL_COLUMNS, Some("total_cost")).render()
     );
-    println!();
-    print!(
+    outln!();
+    out!(
         "{}",
         progress_table(&campaigns, HELD_COLUMNS, None).render()
     );
@@ -152,6 +161,9 @@ enum DaemonState {
     Silent { at: String, age: i64 },
     /// No readable heartbeat: no daemon ever ran on this database.
     Never,
+    /// Heartbeats stopped while a daemon still holds the database's lock: it
+    /// runs but cannot write the database, and dispatches nothing.
+    Stuck { at: String, age: i64 },
 }
 
 impl DaemonState {
@@ -197,6 +209,12 @@ impl DaemonState {
                 duration(*age)
             ),
             Self::Never => "daemon: not running (no heartbeat recorded)".to_string(),
+            Self::Stuck { at, age } => format!(
+                "daemon: running ({whose}holding the database lock) but NOT WRITING THE DATABASE: \
+                 no heartbeat for {} (since {at}); it dispatches nothing until it can write \
+                 (full disk? read-only? another writer?); its log (journalctl -u dialerd) says why",
+                duration(*age)
+            ),
         }
     }
 
@@ -206,13 +224,16 @@ impl DaemonState {
             Self::Stopped { .. } => "stopped",
             Self::Silent { .. } => "not_running",
             Self::Never => "no_heartbeat",
+            Self::Stuck { .. } => "not_writing",
         }
     }
 }
 
 fn daemon_json(row: &DaemonRow, state: &DaemonState) -> serde_json::Value {
     let age = match state {
-        DaemonState::Running { age } | DaemonState::Silent { age, .. } => Some(*age),
+        DaemonState::Running { age }
+        | DaemonState::Silent { age, .. }
+        | DaemonState::Stuck { age, .. } => Some(*age),
         _ => None,
     };
     json!({

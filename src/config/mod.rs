@@ -188,6 +188,24 @@ impl Settings {
         })
     }
 
+    /// What is allowed but unwise: an API key file that other users of the
+    /// host may read.
+    pub fn warnings(&self) -> Vec<String> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut out = Vec::new();
+        if let KeySource::File(path) = &self.key_source
+            && let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o004 != 0
+        {
+            out.push(format!(
+                "provider.api_key_file {} is readable by every user of this host (mode {:o}); chmod 600 it",
+                path.display(),
+                meta.permissions().mode() & 0o777
+            ));
+        }
+        out
+    }
+
     /// The effective configuration as TOML, with where the API key comes from
     /// but never the key.
     pub fn redacted_toml(&self) -> String {
@@ -309,6 +327,12 @@ fn validate_numbers(raw: &RawConfig) -> Result<(), ConfigError> {
         if v == 0 {
             return Err(invalid(key, "must be at least 1"));
         }
+    }
+    if !(1024..=1024 * 1024 * 1024).contains(&raw.provider.max_response_bytes) {
+        return Err(invalid(
+            "provider.max_response_bytes",
+            "must be between 1024 and 1073741824 (1 GiB)",
+        ));
     }
     if raw.reconcile.page_size > 1000 {
         return Err(invalid("reconcile.page_size", "must be at most 1000"));

@@ -43,6 +43,8 @@ pub struct RawProvider {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key_file: Option<String>,
     pub request_timeout_ms: u64,
+    /// The largest API response body read, in bytes.
+    pub max_response_bytes: u64,
 }
 
 impl Default for RawProvider {
@@ -51,6 +53,7 @@ impl Default for RawProvider {
             base_url: "https://backend.omnidim.io/api/v1".into(),
             api_key_file: None,
             request_timeout_ms: 15_000,
+            max_response_bytes: crate::provider::DEFAULT_MAX_RESPONSE_BYTES as u64,
         }
     }
 }

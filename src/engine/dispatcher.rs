@@ -79,7 +79,10 @@ impl Engine {
         // million contacts takes thousands of commits, not tens of thousands.
         let mut read = READ_MIN;
         loop {
-            if self.stopping() || self.auth_paused.load(Ordering::SeqCst) {
+            if self.stopping()
+                || self.auth_paused.load(Ordering::SeqCst)
+                || self.storage_fault().is_some()
+            {
                 break;
             }
             if self.gate_closed_past_claim_wait() {
@@ -326,6 +329,10 @@ impl Engine {
         if self.auth_paused.load(Ordering::SeqCst) {
             return Err(not_sent("dispatching is paused (the API refused the key)"));
         }
+        if let Some(f) = self.storage_fault() {
+            let why = format!("the database cannot be written ({})", f.error);
+            return Err(not_sent(&why));
+        }
         let mut shutdown = self.shutdown.clone();
         loop {
             tokio::select! {
@@ -545,7 +552,8 @@ impl Engine {
         }
         let reason = format!("the API refused the key: {err}");
         tracing::error!(%reason, "DISPATCH PAUSED for every campaign; fix the key, then run `dialerd dispatch resume`");
-        if let Err(e) = self.store.pause_dispatch(&reason).await {
+        let key = self.client().key_fingerprint();
+        if let Err(e) = self.store.pause_dispatch_for_key(&reason, Some(&key)).await {
             tracing::error!(error = %e, "cannot record the dispatch pause");
         }
     }

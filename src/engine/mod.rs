@@ -10,6 +10,7 @@
 mod dialcheck;
 mod dispatcher;
 pub mod evidence;
+mod health;
 pub mod policy;
 mod reconciler;
 pub mod retry;
@@ -26,6 +27,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{Notify, Semaphore, watch};
 
 pub use dispatcher::SweepReport;
+pub use health::StorageFault;
 pub use reconciler::{ReconcileReport, Reconciler};
 
 use crate::clock::SharedClock;
@@ -148,6 +150,8 @@ pub struct Engine {
     /// Parsed campaign rules for the dial-time check.
     dial_rules: dialcheck::RulesCache,
     shutdown: watch::Receiver<bool>,
+    /// Set while the database cannot be written (see [`health`]).
+    storage_fault: Mutex<Option<StorageFault>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -241,6 +245,7 @@ impl Engine {
             reconciler: tokio::sync::Mutex::new(reconciler),
             rejections: Mutex::new(HashMap::new()),
             shutdown,
+            storage_fault: Mutex::new(None),
         })
     }
 
@@ -301,6 +306,13 @@ impl Engine {
 
     /// A one-line summary for `STATUS=` and the heartbeat.
     pub fn status_line(&self) -> String {
+        if let Some(f) = self.storage_fault() {
+            return format!(
+                "DATABASE NOT WRITABLE since {}: dispatching nothing ({})",
+                crate::clock::to_db_text(f.since),
+                f.error
+            );
+        }
         format!(
             "{} sweeps running, {} requests in flight; since start {} dispatched, {} outcomes recorded",
             self.sweeps_running(),
@@ -314,6 +326,11 @@ impl Engine {
     /// flight finish on the old one.
     pub fn set_client(&self, client: Client) {
         *self.client.write().unwrap_or_else(|p| p.into_inner()) = client;
+    }
+
+    /// The fingerprint of the API key in use.
+    pub fn client_key_fingerprint(&self) -> String {
+        self.client().key_fingerprint()
     }
 
     fn client(&self) -> Client {

@@ -24,6 +24,10 @@ impl Engine {
         if self.stopping() {
             return Ok((started, None));
         }
+        // A call whose result cannot be recorded must not be placed.
+        if self.storage_fault().is_some() {
+            return Ok((started, None));
+        }
         if self.store.dispatch_paused().await?.is_some() {
             return Ok((started, None));
         }

@@ -21,6 +21,11 @@ use crate::secret::ApiKey;
 /// sent, retryable) rather than as an ambiguous request timeout.
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The largest response body read by default (`provider.max_response_bytes`):
+/// a page of 100 long call logs fits many times over, and a hostile or broken
+/// server cannot make the daemon buffer more.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+
 /// A client for the OmniDimension call API. Cheap to clone: clones share one
 /// connection pool.
 #[derive(Clone)]
@@ -31,6 +36,8 @@ pub struct Client {
     /// Kept only to scrub it from any text a server might echo back.
     key: ApiKey,
     clock: SharedClock,
+    /// The largest response body read; a longer one is refused unread.
+    max_body: usize,
 }
 
 impl fmt::Debug for Client {
@@ -94,13 +101,27 @@ impl Client {
             base: base.into(),
             key: api_key,
             clock: Arc::new(SystemClock),
+            max_body: DEFAULT_MAX_RESPONSE_BYTES,
         })
+    }
+
+    /// Reads response bodies up to `bytes` (at least 1 KiB). A success
+    /// longer than that is treated as unreadable (for a dispatch: the call
+    /// may have been placed, so it is uncertain); an error body is cut.
+    pub fn with_max_response_bytes(mut self, bytes: usize) -> Client {
+        self.max_body = bytes.max(1024);
+        self
     }
 
     /// Uses `clock` for "now" (to turn an HTTP-date `Retry-After` into a delay).
     pub fn with_clock(mut self, clock: SharedClock) -> Client {
         self.clock = clock;
         self
+    }
+
+    /// The fingerprint of the key this client sends (see [`ApiKey::fingerprint`]).
+    pub fn key_fingerprint(&self) -> String {
+        self.key.fingerprint()
     }
 
     /// The base URL this client talks to.
@@ -202,10 +223,17 @@ impl Client {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| self.scrub_err(ProviderError::from_transport(&e)))?;
+        let (bytes, complete) = self.read_body(resp).await?;
+        if status.is_success() && !complete {
+            return Err(ProviderError::Ambiguous {
+                reason: format!(
+                    "{} {} with a body longer than {} bytes (provider.max_response_bytes); not read",
+                    status.as_u16(),
+                    status.canonical_reason().unwrap_or(""),
+                    self.max_body
+                ),
+            });
+        }
         if !status.is_success() {
             let err = ProviderError::from_status(
                 status,
@@ -223,6 +251,34 @@ impl Client {
                 self.scrub(super::error::truncate(&String::from_utf8_lossy(&bytes)))
             ),
         })
+    }
+
+    /// Reads the body up to the size limit; `false` when it was longer (the
+    /// rest is never read, and the connection is dropped with it).
+    async fn read_body(
+        &self,
+        mut resp: reqwest::Response,
+    ) -> Result<(Vec<u8>, bool), ProviderError> {
+        if resp
+            .content_length()
+            .is_some_and(|n| n > self.max_body as u64)
+        {
+            return Ok((Vec::new(), false));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| self.scrub_err(ProviderError::from_transport(&e)))?
+        {
+            let room = self.max_body - body.len();
+            if chunk.len() > room {
+                body.extend_from_slice(&chunk[..room]);
+                return Ok((body, false));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((body, true))
     }
 
     /// Removes the API key from text a server may have echoed back.

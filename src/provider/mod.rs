@@ -15,7 +15,7 @@ mod transcript;
 #[cfg(test)]
 mod tests;
 
-pub use client::Client;
+pub use client::{Client, DEFAULT_MAX_RESPONSE_BYTES};
 pub use error::{ErrorKind, ProviderError, parse_retry_after};
 pub use logtime::{DateOrder, LogTime, WIDEST_EAST_MIN, WIDEST_WEST_MIN};
 pub use model::{Accepted, CallLog, DispatchRequest, LogPage, LogQuery};

@@ -59,9 +59,12 @@ fn decode_entities(s: &str) -> String {
     while let Some(amp) = rest.find('&') {
         out.push_str(&rest[..amp]);
         let after = &rest[amp + 1..];
+        // Looked for within the longest entity only: searching the whole
+        // rest for every `&` made a text of many `&` cost quadratic time.
         let decoded = after
-            .find(';')
-            .filter(|&semi| semi <= 10)
+            .bytes()
+            .take(11)
+            .position(|b| b == b';')
             .and_then(|semi| Some((entity(&after[..semi])?, semi)));
         match decoded {
             Some((c, semi)) => {

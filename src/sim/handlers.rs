@@ -72,7 +72,7 @@ fn authorized(st: &SimState, headers: &HeaderMap) -> bool {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|k| k == st.opts.api_key)
+        .is_some_and(|k| st.opts.accepts_key(k))
 }
 
 fn unauthorized() -> Response {

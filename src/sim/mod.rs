@@ -29,7 +29,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use journal::{DispatchResult, JournalEntry};
-pub use options::{OutcomeWeights, SecsRange, SimOptions};
+pub use options::{DEFAULT_API_KEY, LEGACY_API_KEY, OutcomeWeights, SecsRange, SimOptions};
 pub use state::SimStats;
 
 use listener::{ConnKill, SimListener};

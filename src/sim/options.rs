@@ -8,11 +8,20 @@ use std::str::FromStr;
 use crate::domain::Outcome;
 use crate::provider::{CallStatus, normalise_status};
 
+/// The simulator's default API key, accepted by the official SDK.
+pub const DEFAULT_API_KEY: &str = "sim-key-local";
+
+/// The default key of earlier versions, too short for the SDK; accepted as
+/// long as the key is the default, so existing scripts keep working.
+pub const LEGACY_API_KEY: &str = "sim-key";
+
 /// Options of `dialerd simulate` (everything but `--listen`).
 #[derive(clap::Args, Clone, Debug, PartialEq)]
 pub struct SimOptions {
-    /// The only key accepted as `Authorization: Bearer KEY`; others get 401.
-    #[arg(long, default_value = "sim-key")]
+    /// The key accepted as `Authorization: Bearer KEY`; others get 401. The
+    /// default is long enough for the official SDK (8 characters at least);
+    /// while it is in use, the old default `sim-key` is accepted too.
+    #[arg(long, default_value = DEFAULT_API_KEY)]
     pub api_key: String,
     /// Seed of the random draws (faults, outcomes, call lengths): the same seed
     /// and the same sequence of requests give the same results.
@@ -122,6 +131,14 @@ impl TimeStyle {
             TimeFormat::Dmy => local.format("%d/%m/%Y %H:%M:%S").to_string(),
             TimeFormat::Iso => local.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         }
+    }
+}
+
+impl SimOptions {
+    /// Whether `key` is accepted: the configured one, and the legacy
+    /// default while the configured key is the default.
+    pub fn accepts_key(&self, key: &str) -> bool {
+        key == self.api_key || (self.api_key == DEFAULT_API_KEY && key == LEGACY_API_KEY)
     }
 }
 
@@ -320,7 +337,15 @@ mod tests {
     #[test]
     fn the_defaults_are_the_documented_ones() {
         let o = SimOptions::default();
-        assert_eq!(o.api_key, "sim-key");
+        assert_eq!(o.api_key, "sim-key-local");
+        assert!(o.accepts_key("sim-key-local") && o.accepts_key("sim-key"));
+        assert!(!o.accepts_key("other-key"));
+        let custom = SimOptions {
+            api_key: "custom-key-1".into(),
+            ..SimOptions::default()
+        };
+        assert!(custom.accepts_key("custom-key-1"));
+        assert!(!custom.accepts_key("sim-key") && !custom.accepts_key("sim-key-local"));
         assert_eq!(o.call_secs, SecsRange { min: 2.0, max: 5.0 });
         assert_eq!(
             o.outcomes.to_string(),

@@ -90,14 +90,17 @@ impl Store {
         Ok(())
     }
 
-    /// Refreshes the heartbeat with a one-line summary of what the daemon is doing.
+    /// Refreshes the heartbeat with a one-line summary of what the daemon is
+    /// doing. A write transaction like every other write, so a heartbeat
+    /// that goes through shows that the daemon's writes go through.
     pub async fn heartbeat(&self, status_line: &str) -> sqlx::Result<()> {
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE daemon SET heartbeat_at = ?, status_line = ? WHERE id = 1")
             .bind(self.now_text())
             .bind(status_line)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(())
+        tx.commit().await
     }
 
     /// Records a clean stop.
@@ -112,10 +115,22 @@ impl Store {
     /// Pauses all dispatching (a 401/403 from the API) until an operator
     /// resumes it; `reason` is shown by `status`.
     pub async fn pause_dispatch(&self, reason: &str) -> sqlx::Result<()> {
+        self.pause_dispatch_for_key(reason, None).await
+    }
+
+    /// [`Store::pause_dispatch`] for a key the API refused, remembered by
+    /// its fingerprint so that a start or reload with another key clears
+    /// the pause (see [`Store::clear_pause_if_key_changed`]).
+    pub async fn pause_dispatch_for_key(
+        &self,
+        reason: &str,
+        key_fingerprint: Option<&str>,
+    ) -> sqlx::Result<()> {
         let now = self.now_text();
         let mut tx = self.begin_write().await?;
-        sqlx::query("UPDATE daemon SET dispatch_paused = ? WHERE id = 1")
+        sqlx::query("UPDATE daemon SET dispatch_paused = ?, dispatch_paused_key = ? WHERE id = 1")
             .bind(format!("{now}: {reason}"))
+            .bind(key_fingerprint)
             .execute(&mut *tx)
             .await?;
         insert_event(
@@ -136,13 +151,45 @@ impl Store {
         let now = self.now_text();
         let mut tx = self.begin_write().await?;
         let n = sqlx::query(
-            "UPDATE daemon SET dispatch_paused = NULL WHERE id = 1 AND dispatch_paused IS NOT NULL",
+            "UPDATE daemon SET dispatch_paused = NULL, dispatch_paused_key = NULL \
+             WHERE id = 1 AND dispatch_paused IS NOT NULL",
         )
         .execute(&mut *tx)
         .await?
         .rows_affected();
         if n > 0 {
             insert_event(&mut tx, &now, "dispatch_resumed", None, None, None, None).await?;
+        }
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    /// Clears a pause a refused key caused when `key_fingerprint` names
+    /// another key (the operator replaced it); a pause without a recorded
+    /// key, or caused by this very key, stays. Returns whether it cleared.
+    pub async fn clear_pause_if_key_changed(&self, key_fingerprint: &str) -> sqlx::Result<bool> {
+        let now = self.now_text();
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query(
+            "UPDATE daemon SET dispatch_paused = NULL, dispatch_paused_key = NULL \
+             WHERE id = 1 AND dispatch_paused IS NOT NULL \
+             AND dispatch_paused_key IS NOT NULL AND dispatch_paused_key <> ?",
+        )
+        .bind(key_fingerprint)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n > 0 {
+            insert_event(
+                &mut tx,
+                &now,
+                "dispatch_resumed",
+                None,
+                None,
+                None,
+                Some("the API key changed since the key that caused the pause"),
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(n > 0)

@@ -69,6 +69,8 @@ pub struct Store {
     /// here (in order, without sleeping) instead of in SQLite's busy handler,
     /// whose back-off sleeps for milliseconds at a time.
     write_turn: Arc<tokio::sync::Mutex<()>>,
+    /// How the pool's connections were opened, for a probe outside the pool.
+    connect: SqliteConnectOptions,
 }
 
 /// A write transaction (`BEGIN IMMEDIATE`) holding this process's write turn
@@ -185,6 +187,13 @@ impl Store {
     /// any pending migrations.
     pub async fn open(path: &Path, clock: SharedClock) -> Result<Self, OpenError> {
         let shown = path.display().to_string();
+        let io = |e: std::io::Error| OpenError::Open {
+            path: shown.clone(),
+            source: sqlx::Error::Io(e),
+        };
+        create_private(path).map_err(io)?;
+        // Held until the migrations are done: see `migration_lock`.
+        let _migrating = migration_lock(path).await.map_err(io)?;
         let opts = SqliteConnectOptions::from_str("sqlite:")
             .map_err(|source| OpenError::Open {
                 path: shown.clone(),
@@ -196,10 +205,8 @@ impl Store {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .min_connections(1)
-            .connect_with(opts)
+        let pool = pool_options()
+            .connect_with(opts.clone())
             .await
             .map_err(|source| OpenError::Open {
                 path: shown.clone(),
@@ -255,6 +262,7 @@ impl Store {
             pool,
             clock,
             write_turn: Arc::new(tokio::sync::Mutex::new(())),
+            connect: opts,
         };
         store.recreate(keep).await;
         Ok(store)
@@ -315,6 +323,25 @@ impl Store {
         Ok(WriteTx { tx, _turn: turn })
     }
 
+    /// Writes the heartbeat through a connection of its own, outside the
+    /// pool: tells a database that cannot be written (this fails too) from
+    /// a pool that can no longer write to a writable one (this succeeds).
+    pub async fn probe_write(&self) -> sqlx::Result<()> {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect_with(&self.connect).await?;
+        let result = async {
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+            sqlx::query("UPDATE daemon SET heartbeat_at = ? WHERE id = 1")
+                .bind(self.now_text())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        }
+        .await;
+        let _ = conn.close().await;
+        result
+    }
+
     /// The underlying pool, for queries the store does not wrap (tests, tools).
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
@@ -342,6 +369,95 @@ impl Store {
     }
 }
 
+/// Creates a missing database file empty and readable by its owner only
+/// (0600, whatever the umask). SQLite gives the `-wal` and `-shm` files it
+/// creates the database file's mode, so they are private too. An existing
+/// file keeps its mode (an operator may have opened it to a group), with a
+/// warning when anyone may read it.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(file) => file.set_permissions(std::fs::Permissions::from_mode(0o600)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if let Ok(meta) = std::fs::metadata(path)
+                && meta.permissions().mode() & 0o004 != 0
+            {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                    "the database is readable by every user of this host; it holds personal data: chmod 600 it (or 640 with a group of readers)"
+                );
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// An exclusive `flock` on the database's directory, taken by every process
+/// that opens the store, for as long as it checks and applies migrations: two
+/// processes starting on a new database at once (the daemon and a `dialerd
+/// status`, say) would otherwise both try to create its tables, and one
+/// would fail. The directory, not the database file: closing any descriptor
+/// of the database file would drop the `fcntl` locks SQLite holds on it.
+/// Waits in short steps, so the async runtime is never blocked. A directory
+/// this process may not open (search but no read permission) goes without
+/// the lock: the race it guards against is rarer than that setup.
+async fn migration_lock(path: &Path) -> std::io::Result<Option<std::fs::File>> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Ok(file) = std::fs::File::open(dir) else {
+        return Ok(None);
+    };
+    loop {
+        match fs4::fs_std::FileExt::try_lock_exclusive(&file) {
+            Ok(true) => return Ok(Some(file)),
+            Ok(false) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The pool's settings. A connection goes back into the pool only when it is
+/// outside any transaction: a statement that failed with SQLITE_FULL or
+/// SQLITE_IOERR may have made SQLite roll the transaction back by itself,
+/// and then the `ROLLBACK` a dropped transaction queues fails too, leaving
+/// the driver counting a transaction that no longer exists; every later
+/// `BEGIN` on that connection would be refused. Such a connection is closed
+/// and the pool opens a fresh one, so a fault never outlives its cause.
+pub(crate) fn pool_options() -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(4)
+        .min_connections(1)
+        .after_release(|conn, _meta| {
+            Box::pin(async move {
+                use sqlx::Connection;
+                // The ping runs after the queued ROLLBACK, if there is one.
+                conn.ping().await?;
+                let clean = !conn.is_in_transaction();
+                if !clean {
+                    tracing::warn!(
+                        "closing a database connection a failed write left inside a transaction"
+                    );
+                }
+                Ok(clean)
+            })
+        })
+        .before_acquire(|conn, _meta| {
+            Box::pin(async move {
+                use sqlx::Connection;
+                Ok(!conn.is_in_transaction())
+            })
+        })
+}
+
 /// Parses an optional stored time, tolerating text written by other programs.
 pub(crate) fn parse_time(s: Option<&str>) -> Option<DateTime<Utc>> {
     s.and_then(crate::clock::from_db_text)
@@ -353,5 +469,7 @@ impl From<OpenError> for crate::error::CliError {
     }
 }
 
+#[cfg(test)]
+mod fault_tests;
 #[cfg(test)]
 mod tests;

@@ -10,3 +10,4 @@ mod helpers;
 mod policy;
 mod property;
 mod reconcile;
+mod storage;

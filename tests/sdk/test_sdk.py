@@ -30,8 +30,9 @@ except ImportError:
     sys.exit(1)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-# The SDK refuses keys shorter than 8 characters, so not the default `sim-key`.
-KEY = "sim-sdk-test-key"
+# The simulator's default key; the SDK refuses keys shorter than 8 characters,
+# and this one is long enough, so the simulator runs with no --api-key.
+KEY = "sim-key-local"
 
 
 def sim_command():
@@ -53,7 +54,6 @@ class Simulator:
         self.base = f"http://127.0.0.1:{self.port}/api/v1"
         cmd = sim_command() + [
             "--listen", f"127.0.0.1:{self.port}",
-            "--api-key", KEY,
             "--seed", "7",
             "--outcomes", "completed=1",
             "--call-secs", "0.2-0.3",
