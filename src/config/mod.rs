@@ -89,6 +89,8 @@ pub struct Settings {
     pub campaign_defaults: CampaignDefaults,
     pub inbox_dir: Option<PathBuf>,
     pub metrics_listen: Option<SocketAddr>,
+    /// `[webhooks]`, when `webhooks.url` is set.
+    pub webhooks: Option<crate::webhooks::WebhookSettings>,
 }
 
 impl Settings {
@@ -168,6 +170,7 @@ impl Settings {
         tracing_subscriber::EnvFilter::try_new(&raw.log.level)
             .map_err(|e| invalid("log.level", format!("{:?}: {e}", raw.log.level)))?;
         let (api_key, key_source) = resolve_api_key(&raw, env)?;
+        let webhooks = crate::webhooks::WebhookSettings::from_raw(&raw.webhooks, env)?;
         Ok(Self {
             database_path: PathBuf::from(&raw.database.path),
             base_url,
@@ -177,6 +180,7 @@ impl Settings {
             campaign_defaults,
             inbox_dir: raw.inbox.dir.as_ref().map(PathBuf::from),
             metrics_listen,
+            webhooks,
             file,
             raw,
         })
@@ -238,6 +242,7 @@ fn merge(file: Option<&Path>, env: &HashMap<String, String>) -> Result<RawConfig
             .try_parsing(true)
             .list_separator(",")
             .with_list_parse_key("campaign_defaults.retry_outcomes")
+            .with_list_parse_key("webhooks.events")
             .source(Some(vars)),
     );
     let origin = if env_names.is_empty() {

@@ -17,6 +17,7 @@ pub struct RawConfig {
     pub log: RawLog,
     pub metrics: RawMetrics,
     pub daemon: RawDaemon,
+    pub webhooks: crate::webhooks::RawWebhooks,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

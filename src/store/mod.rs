@@ -10,6 +10,7 @@ mod daemon;
 mod dnc;
 mod imports;
 mod report;
+mod webhooks;
 
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
@@ -50,6 +51,7 @@ pub use daemon::*;
 pub use dnc::*;
 pub use imports::*;
 pub use report::*;
+pub use webhooks::*;
 
 use crate::clock::{SharedClock, to_db_text};
 
