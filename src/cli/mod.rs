@@ -9,6 +9,7 @@ mod export;
 mod import;
 mod run;
 mod status;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -61,13 +62,17 @@ pub enum Command {
     /// Resume dispatching after it was paused for everyone (a rejected API key).
     #[command(subcommand)]
     Dispatch(DispatchCmd),
+    /// Send a signed test event; requeue undelivered events.
+    #[command(subcommand)]
+    Webhooks(WebhooksCmd),
 }
 
 /// `run` options.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Exit 0 once no contact is pending or waiting for a retry and no attempt
-    /// is in flight, uncertain or awaiting its outcome.
+    /// Exit 0 once no contact is pending or waiting for a retry, no attempt
+    /// is in flight, uncertain or awaiting its outcome, and (with webhooks) no
+    /// event is waiting for delivery within webhooks.max_age_secs.
     #[arg(long)]
     pub until_idle: bool,
 }
@@ -165,6 +170,22 @@ pub enum DncCmd {
 pub enum DispatchCmd {
     /// Clear a global dispatch pause (after fixing the API key).
     Resume,
+}
+
+/// `webhooks` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCmd {
+    /// Send a signed test event to webhooks.url and print the answer.
+    Test,
+    /// Requeue undelivered events (one by id, or --all), tried again at once.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["all", "id"])))]
+    Retry {
+        /// Every undelivered event, including those given up on.
+        #[arg(long)]
+        all: bool,
+        /// The event's id (`webhook_outbox.id`, the X-Dialerd-Delivery header).
+        id: Option<i64>,
+    },
 }
 
 /// `export` options.
@@ -268,6 +289,7 @@ pub async fn execute(cli: Cli) -> Result<(), CliError> {
         Command::Import(args) => import::run(&settings, args).await,
         Command::Export(args) => export::run(&open(&settings).await?, args).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Webhooks(cmd) => webhooks::run(&settings, cmd).await,
     }
 }
 

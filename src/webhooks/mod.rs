@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub use service::{WebhookService, waiting};
 pub use sign::{Secret, sign, verify};
-pub use worker::{Deliverer, Sent, Step, body_for};
+pub use worker::{Deliverer, Sender, Sent, Step, body_for};
 
 use crate::config::ConfigError;
 

@@ -48,34 +48,37 @@ pub enum Sent {
     },
 }
 
+/// Signs and POSTs bodies to `webhooks.url` with a client of its own (the
+/// settings' timeout, no redirects).
+#[derive(Debug, Clone)]
+pub struct Sender {
+    clock: SharedClock,
+    settings: WebhookSettings,
+    http: reqwest::Client,
+}
+
 /// Delivers the outbox to `webhooks.url`.
 #[derive(Debug, Clone)]
 pub struct Deliverer {
     store: Store,
     clock: SharedClock,
     settings: WebhookSettings,
-    http: reqwest::Client,
+    sender: Sender,
 }
 
 impl Deliverer {
-    /// A deliverer with its own HTTP client (the settings' timeout, no redirects).
+    /// A deliverer of `store`'s outbox.
     pub fn new(
         store: Store,
         clock: SharedClock,
         settings: WebhookSettings,
     ) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
-            // A redirected POST would carry the event somewhere not configured.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("dialerd/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let sender = Sender::new(clock.clone(), settings.clone())?;
         Ok(Self {
             store,
             clock,
             settings,
-            http,
+            sender,
         })
     }
 
@@ -120,7 +123,7 @@ impl Deliverer {
 
     async fn send_row(&self, row: &OutboxRow) -> Sent {
         let body = body_for(row.id, &row.event, &row.created_at, &row.payload);
-        self.send(row.id, &row.event, body).await
+        self.sender.send(row.id, &row.event, body).await
     }
 
     async fn record(&self, row: &OutboxRow, sent: Sent) -> sqlx::Result<()> {
@@ -150,6 +153,61 @@ impl Deliverer {
                     .await
             }
         }
+    }
+
+    /// Steps until `stop` turns true; a step in progress is abandoned then
+    /// (what it had not recorded is sent again after the restart).
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        tracing::info!(
+            host = self.settings.url.host_str().unwrap_or(""),
+            events = ?self.settings.events,
+            "delivering webhooks"
+        );
+        let poll = self.settings.poll_interval;
+        loop {
+            let step = tokio::select! {
+                s = self.step() => s,
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            let wait = match step {
+                Ok(Step::Worked(_)) => Duration::ZERO,
+                Ok(Step::Idle) => poll,
+                // New events may come in meanwhile: look at least every poll.
+                Ok(Step::Backoff(d)) => d.min(poll),
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhook step failed; will retry");
+                    poll
+                }
+            };
+            if wait.is_zero() {
+                if *stop.borrow() {
+                    return;
+                }
+                continue;
+            }
+            tokio::select! {
+                _ = self.clock.sleep(wait) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+}
+
+impl Sender {
+    /// A sender for `settings`.
+    pub fn new(clock: SharedClock, settings: WebhookSettings) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
+            // A redirected POST would carry the event somewhere not configured.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("dialerd/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            clock,
+            settings,
+            http,
+        })
     }
 
     /// POSTs one signed body and classifies the answer.
@@ -202,43 +260,6 @@ impl Deliverer {
             status: Some(status),
             error,
             retry_after,
-        }
-    }
-
-    /// Steps until `stop` turns true; a step in progress is abandoned then
-    /// (what it had not recorded is sent again after the restart).
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
-        tracing::info!(
-            host = self.settings.url.host_str().unwrap_or(""),
-            events = ?self.settings.events,
-            "delivering webhooks"
-        );
-        let poll = self.settings.poll_interval;
-        loop {
-            let step = tokio::select! {
-                s = self.step() => s,
-                _ = stop.wait_for(|s| *s) => return,
-            };
-            let wait = match step {
-                Ok(Step::Worked(_)) => Duration::ZERO,
-                Ok(Step::Idle) => poll,
-                // New events may come in meanwhile: look at least every poll.
-                Ok(Step::Backoff(d)) => d.min(poll),
-                Err(e) => {
-                    tracing::warn!(error = %e, "webhook step failed; will retry");
-                    poll
-                }
-            };
-            if wait.is_zero() {
-                if *stop.borrow() {
-                    return;
-                }
-                continue;
-            }
-            tokio::select! {
-                _ = self.clock.sleep(wait) => {}
-                _ = stop.wait_for(|s| *s) => return,
-            }
         }
     }
 }
