@@ -119,7 +119,9 @@ fn webhooks_line(w: &crate::store::WebhookSummary, on: bool) -> Option<String> {
         line.push_str(&format!("; last error: {}", clean(e)));
     }
     if w.gave_up > 0 {
-        line.push_str(" (see the webhook_backlog view; requeue with: dialerd webhooks retry --all)");
+        line.push_str(
+            " (see the webhook_backlog view; requeue with: dialerd webhooks retry --all)",
+        );
     }
     Some(line)
 }

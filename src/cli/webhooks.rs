@@ -15,7 +15,10 @@ pub async fn run(settings: &Settings, cmd: WebhooksCmd) -> Result<(), CliError> 
         WebhooksCmd::Retry { all, id } => {
             let store = super::open(settings).await?;
             let id = if all { None } else { id };
-            let n = store.webhook_requeue(id).await.map_err(anyhow::Error::from)?;
+            let n = store
+                .webhook_requeue(id)
+                .await
+                .map_err(anyhow::Error::from)?;
             match (id, n) {
                 (Some(id), 0) => Err(CliError::msg(
                     Exit::Failure,
@@ -48,8 +51,13 @@ async fn test(settings: &Settings) -> Result<(), CliError> {
         "events": hooks.events,
     })
     .to_string();
-    let body = body_for(0, "webhook.test", &to_db_text(clock.now()), payload.as_bytes());
-    let sender = Sender::new(clock, hooks).map_err(anyhow::Error::from)?;
+    let body = body_for(
+        0,
+        "webhook.test",
+        &to_db_text(clock.now()),
+        payload.as_bytes(),
+    );
+    let sender = Sender::new(clock, hooks)?;
     println!(
         "POST {}://{}{} (event webhook.test, delivery 0)",
         url.scheme(),

@@ -66,7 +66,11 @@ impl Store {
     /// Up to `limit` rows that may be sent at `now`, oldest first: due, still
     /// being tried, and with no older row of the same contact still being
     /// tried (so each contact's events arrive in order).
-    pub async fn webhook_due(&self, now: DateTime<Utc>, limit: u32) -> sqlx::Result<Vec<OutboxRow>> {
+    pub async fn webhook_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> sqlx::Result<Vec<OutboxRow>> {
         sqlx::query_as(
             "SELECT o.id, o.event, o.contact_id, o.campaign_id, CAST(o.payload AS BLOB) AS payload, \
                     o.created_at, o.attempts \

@@ -39,8 +39,8 @@ fn webhooks_are_off_without_a_url_and_every_event_is_sent_by_default() {
 #[test]
 fn a_url_without_a_secret_is_refused_naming_the_key() {
     let env = HashMap::new();
-    let e = WebhookSettings::from_raw(&raw(Some("http://127.0.0.1:9/hook"), None), &env)
-        .unwrap_err();
+    let e =
+        WebhookSettings::from_raw(&raw(Some("http://127.0.0.1:9/hook"), None), &env).unwrap_err();
     assert!(e.to_string().contains("webhook_secret"), "{e}");
     assert_eq!(key_of(e), "webhooks.secret_file");
 }

@@ -339,10 +339,7 @@ mod tests {
         let now = DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        assert_eq!(
-            parse_retry_after("30", now),
-            Some(Duration::from_secs(30))
-        );
+        assert_eq!(parse_retry_after("30", now), Some(Duration::from_secs(30)));
         assert_eq!(
             parse_retry_after("Tue, 01 Dec 2026 10:01:00 GMT", now),
             Some(Duration::from_secs(60))

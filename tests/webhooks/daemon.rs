@@ -48,7 +48,10 @@ fn webhook_env(dir: &Path, url: &str, extra: &[(&str, &str)]) -> Vec<(&'static s
     std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
     let mut env = vec![
         ("DIALERD_WEBHOOKS__URL", url.to_string()),
-        ("DIALERD_WEBHOOKS__SECRET_FILE", secret.display().to_string()),
+        (
+            "DIALERD_WEBHOOKS__SECRET_FILE",
+            secret.display().to_string(),
+        ),
         ("DIALERD_WEBHOOKS__POLL_INTERVAL_SECS", "0.1".to_string()),
     ];
     for (k, v) in extra {
@@ -116,11 +119,22 @@ fn every_final_outcome_of_a_campaign_arrives_exactly_once_through_the_daemon() {
         *count.entry(r.delivery).or_default() += 1;
         *events.entry(r.event.clone()).or_default() += 1;
         assert!(verify(&secret, &r.timestamp, &r.body, &r.signature));
-        assert!(!verify(&Secret::new("wrong").unwrap(), &r.timestamp, &r.body, &r.signature));
+        assert!(!verify(
+            &Secret::new("wrong").unwrap(),
+            &r.timestamp,
+            &r.body,
+            &r.signature
+        ));
     }
     assert_eq!(count.keys().copied().collect::<Vec<_>>(), ids);
-    assert!(count.values().all(|&n| n == 1), "exactly once each: {count:?}");
-    assert_eq!(events.get("attempt.outcome"), changes.get("attempt.outcome"));
+    assert!(
+        count.values().all(|&n| n == 1),
+        "exactly once each: {count:?}"
+    );
+    assert_eq!(
+        events.get("attempt.outcome"),
+        changes.get("attempt.outcome")
+    );
     assert_eq!(events.get("contact.final"), Some(&30));
     assert_eq!(changes.get("contact.final"), Some(&30));
 }
@@ -153,7 +167,10 @@ fn a_daemon_killed_during_delivery_loses_no_event_and_resends_with_the_same_id()
             kills_during_delivery += 1;
         }
     }
-    assert!(kills_during_delivery >= 2, "kills should land while events are being delivered");
+    assert!(
+        kills_during_delivery >= 2,
+        "kills should land while events are being delivered"
+    );
     receiver.set(Mode::Ok);
     run_until_idle(&db, &sim, &env, &log);
 
@@ -165,7 +182,11 @@ fn a_daemon_killed_during_delivery_loses_no_event_and_resends_with_the_same_id()
         received += 1;
         bodies.entry(r.delivery).or_default().insert(r.body.clone());
     }
-    assert_eq!(bodies.keys().copied().collect::<Vec<_>>(), ids, "nothing lost");
+    assert_eq!(
+        bodies.keys().copied().collect::<Vec<_>>(),
+        ids,
+        "nothing lost"
+    );
     assert!(
         bodies.values().all(|b| b.len() == 1),
         "a duplicate carries the same delivery id and the same body"
@@ -230,7 +251,11 @@ fn a_hanging_receiver_does_not_slow_dispatching() {
         took.push(secs);
         if hooks {
             let (ids, undelivered, _) = outbox(&db);
-            assert_eq!(undelivered as usize, ids.len(), "nothing answered, nothing delivered");
+            assert_eq!(
+                undelivered as usize,
+                ids.len(),
+                "nothing answered, nothing delivered"
+            );
             hung_requests = ids.len();
         }
     }
@@ -264,13 +289,22 @@ fn webhooks_test_sends_a_signed_event_and_prints_the_answer() {
     };
     let ok = run();
     let out = String::from_utf8_lossy(&ok.stdout);
-    assert!(ok.status.success(), "{out}{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(out.contains("delivered: HTTP 200"), "{out}");
     assert!(!out.contains(SECRET));
     let got = receiver.got();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].event, "webhook.test");
-    assert!(verify(&Secret::new(SECRET).unwrap(), &got[0].timestamp, &got[0].body, &got[0].signature));
+    assert!(verify(
+        &Secret::new(SECRET).unwrap(),
+        &got[0].timestamp,
+        &got[0].body,
+        &got[0].signature
+    ));
 
     receiver.set(Mode::Unavailable);
     let failed = run();

@@ -50,13 +50,12 @@ pub fn settings(url: &str) -> WebhookSettings {
 /// awaiting its outcome (attempt id = contact id). Returns the campaign id.
 pub async fn campaign_with_calls(store: &Store, name: &str, contacts: i64) -> i64 {
     let pool = store.pool();
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO campaigns (name, agent_id) VALUES (?, 7) RETURNING id",
-    )
-    .bind(name)
-    .fetch_one(pool)
-    .await
-    .unwrap();
+    let id: i64 =
+        sqlx::query_scalar("INSERT INTO campaigns (name, agent_id) VALUES (?, 7) RETURNING id")
+            .bind(name)
+            .fetch_one(pool)
+            .await
+            .unwrap();
     for i in 0..contacts {
         let number = format!("+1415555{:04}", 1000 + i);
         let contact: i64 = sqlx::query_scalar(

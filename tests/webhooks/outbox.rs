@@ -6,7 +6,9 @@ use sqlx::Row;
 
 use super::{campaign_with_calls, finish, store_in};
 
-async fn events(store: &dialerd::store::Store) -> Vec<(i64, String, Option<i64>, serde_json::Value)> {
+async fn events(
+    store: &dialerd::store::Store,
+) -> Vec<(i64, String, Option<i64>, serde_json::Value)> {
     sqlx::query("SELECT id, event, contact_id, payload FROM webhook_outbox ORDER BY id")
         .fetch_all(store.pool())
         .await
@@ -48,7 +50,12 @@ async fn every_reported_change_writes_its_event_with_what_a_receiver_needs() {
     let kinds: Vec<&str> = got.iter().map(|e| e.1.as_str()).collect();
     assert_eq!(
         kinds,
-        ["attempt.outcome", "contact.final", "campaign.paused", "dnc.opt_out"]
+        [
+            "attempt.outcome",
+            "contact.final",
+            "campaign.paused",
+            "dnc.opt_out"
+        ]
     );
     let a = &got[0].3;
     assert_eq!(a["campaign"]["name"], "renewals");
@@ -63,7 +70,10 @@ async fn every_reported_change_writes_its_event_with_what_a_receiver_needs() {
     assert_eq!(a["attempt"]["duration_secs"], 61.5);
     assert_eq!(a["attempt"]["cost"], 0.09);
     assert_eq!(a["attempt"]["transcript"], "LLM: hello");
-    assert_eq!(a["attempt"]["recording_url"], "https://rec.example.invalid/1.mp3");
+    assert_eq!(
+        a["attempt"]["recording_url"],
+        "https://rec.example.invalid/1.mp3"
+    );
     assert_eq!(a["attempt"]["extracted_variables"]["renewal"], "yes");
     assert_eq!(a["attempt"]["finished_at"], "2026-12-01T10:01:05Z");
     let c = &got[1].3;
@@ -75,7 +85,11 @@ async fn every_reported_change_writes_its_event_with_what_a_receiver_needs() {
     assert_eq!(p["progress"]["done"], 1);
     assert_eq!(p["progress"]["in_progress"], 1);
     let d = &got[3];
-    assert_eq!(d.2, Some(2), "an opt-out is ordered with its contact's events");
+    assert_eq!(
+        d.2,
+        Some(2),
+        "an opt-out is ordered with its contact's events"
+    );
     assert_eq!(d.3["phone_number"], "+14155551001");
     assert_eq!(d.3["attempt"]["id"], 2);
     let created: String = sqlx::query_scalar("SELECT created_at FROM webhook_outbox WHERE id = 1")
@@ -178,10 +192,11 @@ async fn hostile_values_never_fail_the_state_change_they_report() {
         .unwrap();
     assert_eq!(count, 2 * n + 2);
     // Every payload is something the worker can send.
-    let rows = sqlx::query("SELECT id, event, created_at, CAST(payload AS BLOB) FROM webhook_outbox")
-        .fetch_all(store.pool())
-        .await
-        .unwrap();
+    let rows =
+        sqlx::query("SELECT id, event, created_at, CAST(payload AS BLOB) FROM webhook_outbox")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
     for r in rows {
         let payload: Vec<u8> = r.get(3);
         let body = dialerd::webhooks::body_for(r.get(0), r.get(1), r.get(2), &payload);

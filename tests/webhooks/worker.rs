@@ -30,9 +30,7 @@ async fn drain(d: &Deliverer) -> usize {
     panic!("the worker never ran out of work");
 }
 
-async fn setup(
-    contacts: i64,
-) -> (tempfile::TempDir, Store, ManualClock, Receiver, Deliverer) {
+async fn setup(contacts: i64) -> (tempfile::TempDir, Store, ManualClock, Receiver, Deliverer) {
     let dir = tempfile::tempdir().unwrap();
     let (store, clock) = store_in(dir.path()).await;
     store.webhook_set_subscriptions(&EVENTS).await.unwrap();
@@ -41,7 +39,12 @@ async fn setup(
         finish(&store, id, "completed", "done").await;
     }
     let receiver = Receiver::start();
-    let d = Deliverer::new(store.clone(), Arc::new(clock.clone()), settings(&receiver.url)).unwrap();
+    let d = Deliverer::new(
+        store.clone(),
+        Arc::new(clock.clone()),
+        settings(&receiver.url),
+    )
+    .unwrap();
     (dir, store, clock, receiver, d)
 }
 
@@ -58,18 +61,32 @@ async fn every_event_arrives_exactly_once_signed_with_the_secret_when_the_receiv
         let body = r.json();
         assert_eq!(body["id"], r.delivery, "the body names its delivery id");
         assert_eq!(body["event"], r.event.as_str());
-        assert!(verify(&Secret::new(SECRET).unwrap(), &r.timestamp, &r.body, &r.signature));
-        assert!(!verify(&Secret::new("another").unwrap(), &r.timestamp, &r.body, &r.signature));
+        assert!(verify(
+            &Secret::new(SECRET).unwrap(),
+            &r.timestamp,
+            &r.body,
+            &r.signature
+        ));
+        assert!(!verify(
+            &Secret::new("another").unwrap(),
+            &r.timestamp,
+            &r.body,
+            &r.signature
+        ));
     }
     let ids = outbox_ids(&store).await;
     assert_eq!(ids.len(), 10);
     assert_eq!(by_id.keys().copied().collect::<Vec<_>>(), ids);
-    assert!(by_id.values().all(|&n| n == 1), "each event exactly once: {by_id:?}");
-    let undelivered: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM webhook_outbox WHERE delivered_at IS NULL OR last_status <> 200")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
+    assert!(
+        by_id.values().all(|&n| n == 1),
+        "each event exactly once: {by_id:?}"
+    );
+    let undelivered: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM webhook_outbox WHERE delivered_at IS NULL OR last_status <> 200",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
     assert_eq!(undelivered, 0);
     assert_eq!(d.step().await.unwrap(), Step::Idle);
 }
@@ -90,10 +107,12 @@ async fn events_sent_while_the_receiver_was_down_all_arrive_in_order_once_it_is_
         clock.advance(Duration::from_secs(3600));
         drain(&d).await;
     }
-    let tries: i64 = sqlx::query_scalar("SELECT MIN(attempts) FROM webhook_outbox WHERE event = 'attempt.outcome'")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
+    let tries: i64 = sqlx::query_scalar(
+        "SELECT MIN(attempts) FROM webhook_outbox WHERE event = 'attempt.outcome'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
     assert_eq!(tries, 7);
     assert!(receiver.delivered().is_empty());
     receiver.set(Mode::Ok);
@@ -120,10 +139,12 @@ async fn retry_after_is_honoured_through_the_clock() {
     let (_dir, store, clock, receiver, d) = setup(1).await;
     receiver.set(Mode::RateLimited);
     assert_eq!(d.step().await.unwrap(), Step::Worked(1));
-    let row = sqlx::query("SELECT next_attempt_at, last_status, last_error FROM webhook_outbox WHERE id = 1")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
+    let row = sqlx::query(
+        "SELECT next_attempt_at, last_status, last_error FROM webhook_outbox WHERE id = 1",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
     let next = dialerd::clock::from_db_text(&row.get::<String, _>(0)).unwrap();
     let wait = (next - clock.now()).num_seconds();
     assert!((118..=120).contains(&wait), "next try in {wait} s");
@@ -142,7 +163,10 @@ async fn retry_after_is_honoured_through_the_clock() {
 async fn an_event_past_max_age_is_kept_with_its_error_until_requeued() {
     let dir = tempfile::tempdir().unwrap();
     let (store, clock) = store_in(dir.path()).await;
-    store.webhook_set_subscriptions(&["contact.final"]).await.unwrap();
+    store
+        .webhook_set_subscriptions(&["contact.final"])
+        .await
+        .unwrap();
     campaign_with_calls(&store, "c", 1).await;
     finish(&store, 1, "completed", "done").await;
     let receiver = Receiver::start();
@@ -161,7 +185,10 @@ async fn an_event_past_max_age_is_kept_with_its_error_until_requeued() {
     assert_eq!(row.get::<i64, _>(1), 503);
     assert!(row.get::<String, _>(2).contains("max_age"));
     let summary = store.webhook_summary().await.unwrap();
-    assert_eq!((summary.gave_up, summary.pending + summary.retrying), (1, 0));
+    assert_eq!(
+        (summary.gave_up, summary.pending + summary.retrying),
+        (1, 0)
+    );
     receiver.set(Mode::Ok);
     assert_eq!(store.webhook_requeue(None).await.unwrap(), 1);
     drain(&d).await;
