@@ -203,3 +203,37 @@ async fn hostile_values_never_fail_the_state_change_they_report() {
         serde_json::from_str::<serde_json::Value>(&body).expect("a JSON body");
     }
 }
+
+#[tokio::test]
+async fn an_opt_out_is_reported_with_its_call_and_an_operators_entry_is_not() {
+    use dialerd::phone::PhoneNumber;
+    use dialerd::store::DncSource;
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _clock) = store_in(dir.path()).await;
+    store.webhook_set_subscriptions(&EVENTS).await.unwrap();
+    campaign_with_calls(&store, "c", 2).await;
+    let first = PhoneNumber::parse("+14155551000", None).unwrap();
+    let second = PhoneNumber::parse("+14155551001", None).unwrap();
+    store
+        .dnc_add_from(&[first], Some("said stop"), DncSource::OptOut, Some(1))
+        .await
+        .unwrap();
+    store
+        .dnc_add_from(&[second], None, DncSource::Import, None)
+        .await
+        .unwrap();
+    let got = events(&store).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1, "dnc.opt_out");
+    assert_eq!(got[0].2, Some(1));
+    assert_eq!(got[0].3["reason"], "said stop");
+    assert_eq!(got[0].3["contact"]["external_id"], "crm-0");
+    let sources: Vec<String> = store
+        .dnc_list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.source)
+        .collect();
+    assert_eq!(sources, ["opt-out", "import"]);
+}
