@@ -49,6 +49,9 @@ CREATE TABLE webhook_outbox (
 -- The worker's queue: undelivered rows still being tried, by contact and age.
 CREATE INDEX webhook_outbox_queue ON webhook_outbox(contact_id, id)
     WHERE delivered_at IS NULL AND gave_up_at IS NULL;
+-- The same rows oldest first, so the worker's read skips the delivered ones.
+CREATE INDEX webhook_outbox_waiting ON webhook_outbox(id)
+    WHERE delivered_at IS NULL AND gave_up_at IS NULL;
 
 -- Events not delivered (yet, or at all), oldest first.
 CREATE VIEW webhook_backlog AS

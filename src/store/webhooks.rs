@@ -24,6 +24,19 @@ pub struct OutboxRow {
     pub attempts: i64,
 }
 
+/// How one try of an event went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryResult {
+    /// The receiver answered 2xx with this status.
+    Delivered { status: u16 },
+    /// It did not (`status` when it answered at all); try again at `next_at`.
+    Failed {
+        status: Option<u16>,
+        error: String,
+        next_at: DateTime<Utc>,
+    },
+}
+
 /// The outbox at a glance, for `status`.
 #[derive(Debug, Clone, Default, sqlx::FromRow, serde::Serialize)]
 pub struct WebhookSummary {
@@ -100,42 +113,45 @@ impl Store {
         Ok(super::parse_time(t.as_deref()))
     }
 
-    /// Records a delivery (the receiver answered 2xx with `status`).
-    pub async fn webhook_delivered(&self, id: i64, status: u16) -> sqlx::Result<()> {
+    /// Records how a step's tries went, all in one transaction (one sync to
+    /// disk for the whole step, not one per event).
+    pub async fn webhook_record(&self, results: &[(i64, DeliveryResult)]) -> sqlx::Result<()> {
+        if results.is_empty() {
+            return Ok(());
+        }
         let now = self.now_text();
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "UPDATE webhook_outbox SET delivered_at = ?, attempts = attempts + 1, \
-             last_status = ?, last_error = NULL, next_attempt_at = NULL WHERE id = ?",
-        )
-        .bind(&now)
-        .bind(i64::from(status))
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await
-    }
-
-    /// Records a failed try (`status` when the receiver answered at all) and
-    /// when the next may be made.
-    pub async fn webhook_failed(
-        &self,
-        id: i64,
-        status: Option<u16>,
-        error: &str,
-        next_at: DateTime<Utc>,
-    ) -> sqlx::Result<()> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "UPDATE webhook_outbox SET attempts = attempts + 1, last_status = ?, last_error = ?, \
-             next_attempt_at = ? WHERE id = ? AND delivered_at IS NULL",
-        )
-        .bind(status.map(i64::from))
-        .bind(error)
-        .bind(to_db_text(next_at))
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        for (id, result) in results {
+            match result {
+                DeliveryResult::Delivered { status } => {
+                    sqlx::query(
+                        "UPDATE webhook_outbox SET delivered_at = ?, attempts = attempts + 1, \
+                         last_status = ?, last_error = NULL, next_attempt_at = NULL WHERE id = ?",
+                    )
+                    .bind(&now)
+                    .bind(i64::from(*status))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                DeliveryResult::Failed {
+                    status,
+                    error,
+                    next_at,
+                } => {
+                    sqlx::query(
+                        "UPDATE webhook_outbox SET attempts = attempts + 1, last_status = ?, \
+                         last_error = ?, next_attempt_at = ? WHERE id = ? AND delivered_at IS NULL",
+                    )
+                    .bind(status.map(i64::from))
+                    .bind(error)
+                    .bind(to_db_text(*next_at))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
         tx.commit().await
     }
 

@@ -14,12 +14,15 @@ use tokio::sync::watch;
 
 use super::{WebhookSettings, sign};
 use crate::clock::{SharedClock, plus};
-use crate::store::{OutboxRow, Store};
+use crate::store::{DeliveryResult, OutboxRow, Store};
 
 /// The first retry comes this long after a failure; each next one twice as
 /// long after, up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// Rows one step sends, per request slot (`webhooks.max_in_flight`): a step
+/// records its results in one transaction, so larger steps sync less often.
+const STEP_ROWS_PER_SLOT: u32 = 16;
 /// How much of a receiver's error answer is kept in `last_error`.
 const ERROR_BODY_BYTES: usize = 300;
 
@@ -106,7 +109,12 @@ impl Deliverer {
         }
         let rows = self
             .store
-            .webhook_due(now, self.settings.max_in_flight)
+            .webhook_due(
+                now,
+                self.settings
+                    .max_in_flight
+                    .saturating_mul(STEP_ROWS_PER_SLOT),
+            )
             .await?;
         if rows.is_empty() {
             return Ok(match self.store.webhook_next_retry().await? {
@@ -114,10 +122,16 @@ impl Deliverer {
                 None => Step::Idle,
             });
         }
-        let sent = futures::future::join_all(rows.iter().map(|r| self.send_row(r))).await;
-        for (row, sent) in rows.iter().zip(sent) {
-            self.record(row, sent).await?;
+        // At most one row per contact is due, so any order of sending
+        // keeps each contact's events in order.
+        let mut results = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(self.settings.max_in_flight.max(1) as usize) {
+            let sent = futures::future::join_all(chunk.iter().map(|r| self.send_row(r))).await;
+            for (r, s) in chunk.iter().zip(sent) {
+                results.push((r.id, self.outcome(r, s)));
+            }
         }
+        self.store.webhook_record(&results).await?;
         Ok(Step::Worked(rows.len()))
     }
 
@@ -126,11 +140,12 @@ impl Deliverer {
         self.sender.send(row.id, &row.event, body).await
     }
 
-    async fn record(&self, row: &OutboxRow, sent: Sent) -> sqlx::Result<()> {
+    /// What to record for a try: delivered, or when to try again.
+    fn outcome(&self, row: &OutboxRow, sent: Sent) -> DeliveryResult {
         match sent {
             Sent::Delivered { status } => {
                 tracing::debug!(id = row.id, event = %row.event, status, "webhook delivered");
-                self.store.webhook_delivered(row.id, status).await
+                DeliveryResult::Delivered { status }
             }
             Sent::Failed {
                 status,
@@ -147,10 +162,11 @@ impl Deliverer {
                     retry_in_secs = delay.as_secs(),
                     "webhook not delivered; will retry"
                 );
-                let next = plus(self.clock.now(), delay);
-                self.store
-                    .webhook_failed(row.id, status, &error, next)
-                    .await
+                DeliveryResult::Failed {
+                    status,
+                    error,
+                    next_at: plus(self.clock.now(), delay),
+                }
             }
         }
     }
