@@ -31,7 +31,8 @@
 //! `cost`) skips parts (`raw`: the reference loop, to profile the engine
 //! alone); `DISPATCH_BENCH_IN_FLIGHT` / `DISPATCH_BENCH_CLAIM_BATCH` (default
 //! 32 / the default) change the engine's max_in_flight / claim_batch for the throughput
-//! part only (diagnosis; the reference keeps 32 in flight).
+//! part only (diagnosis; the reference keeps 32 in flight); `DISPATCH_BENCH_WEBHOOKS`
+//! (`off`, `on`, `none`) what the webhook triggers do (see `webhooks_mode`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -124,7 +125,36 @@ fn loadavg() -> String {
 
 async fn open_store(dir: &Path) -> anyhow::Result<Store> {
     let clock: SharedClock = Arc::new(SystemClock);
-    Ok(Store::open(&dir.join("bench.db"), clock).await?)
+    let store = Store::open(&dir.join("bench.db"), clock).await?;
+    webhooks_mode(&store).await?;
+    Ok(store)
+}
+
+/// `DISPATCH_BENCH_WEBHOOKS`: `off` (default: the triggers present, nothing
+/// subscribed, as without `webhooks.url`), `on` (every event subscribed) or
+/// `none` (the webhook triggers dropped: the schema before them).
+async fn webhooks_mode(store: &Store) -> anyhow::Result<()> {
+    match std::env::var("DISPATCH_BENCH_WEBHOOKS").as_deref() {
+        Ok("on") => {
+            store
+                .webhook_set_subscriptions(&dialerd::webhooks::EVENTS)
+                .await?
+        }
+        Ok("none") => {
+            for t in [
+                "attempt_outcome",
+                "contact_final",
+                "campaign_status",
+                "dnc_opt_out",
+            ] {
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP TRIGGER webhook_{t}")))
+                    .execute(store.pool())
+                    .await?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// One campaign (agent 7, UTC, the given window) with `n` validated contacts

@@ -220,6 +220,13 @@ pub async fn run(
         EngineConfig::from_settings(&settings),
         stop_rx.clone(),
     );
+    let mut webhooks = crate::webhooks::WebhookService::start(
+        store.clone(),
+        clock.clone(),
+        settings.webhooks.as_ref(),
+        stop_rx.clone(),
+    )
+    .await?;
     let settings = Arc::new(std::sync::RwLock::new(settings));
     crate::ops::notify_ready();
     tracing::info!(database = %store_path(&settings), "dialerd running");
@@ -256,6 +263,7 @@ pub async fn run(
         tasks.spawn(idle_loop(
             engine.clone(),
             clock.clone(),
+            settings.clone(),
             stop_tx.clone(),
             stop_rx.clone(),
         ));
@@ -265,7 +273,13 @@ pub async fn run(
     loop {
         tokio::select! {
             msg = control.recv() => match msg {
-                Some(Control::Reload) => reload(&engine, &settings, &opts, clock.clone()),
+                Some(Control::Reload) => {
+                    reload(&engine, &settings, &opts, clock.clone());
+                    let hooks = settings.read().unwrap_or_else(|p| p.into_inner()).webhooks.clone();
+                    if let Err(e) = webhooks.apply(hooks.as_ref()).await {
+                        tracing::error!(error = %format!("{e:#}"), "cannot apply the webhooks configuration");
+                    }
+                }
                 Some(Control::Stop) | None => break,
             },
             _ = stopped.wait_for(|s| *s) => break,
@@ -280,6 +294,7 @@ pub async fn run(
             .shutdown_grace_secs,
     );
     shutdown(&engine, &store, stop_tx, grace).await;
+    webhooks.shutdown(grace).await;
     tasks.shutdown().await;
     drop(lock);
     Ok(())
@@ -609,6 +624,7 @@ async fn inbox_loop(
 async fn idle_loop(
     engine: Arc<Engine>,
     clock: SharedClock,
+    settings: Arc<std::sync::RwLock<Settings>>,
     stop_tx: watch::Sender<bool>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -620,8 +636,21 @@ async fn idle_loop(
         if engine.sweeps_running() > 0 || engine.requests_in_flight() > 0 {
             continue;
         }
+        let hooks = settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .webhooks
+            .clone();
         match engine.store().has_open_work().await {
             Ok(false) => {
+                match crate::webhooks::waiting(engine.store(), hooks.as_ref(), &clock).await {
+                    Ok(0) => {}
+                    Ok(_) => continue,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot check for undelivered webhook events");
+                        continue;
+                    }
+                }
                 tracing::info!(
                     "nothing left to do: every contact is final and no call is outstanding"
                 );

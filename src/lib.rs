@@ -17,3 +17,4 @@ pub mod secret;
 pub mod sim;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;

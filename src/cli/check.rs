@@ -15,6 +15,12 @@ to check the configuration it really runs with:\n  sudo systemd-run --pipe --wai
 /// already validated every key (an error exits 78 before this runs).
 pub fn run(settings: &Settings) -> Result<(), CliError> {
     out!("{}", settings.redacted_toml());
+    if let Some(w) = &settings.webhooks {
+        outln!(
+            "# webhook secret: [redacted] (from {})",
+            w.secret_source.display()
+        );
+    }
     for warning in settings.warnings() {
         errln!("warning: {warning}");
     }

@@ -15,7 +15,7 @@ use crate::config::{Settings, parse_region};
 use crate::error::{CliError, Exit};
 use crate::import::{PHONE_COLUMNS, normalise_header};
 use crate::phone::PhoneNumber;
-use crate::store::Store;
+use crate::store::{DncSource, Store};
 
 /// Delimiters a CSV file may use.
 const DELIMITERS: &[u8] = b",;\t|";
@@ -35,7 +35,14 @@ pub async fn run(store: &Store, settings: &Settings, cmd: DncCmd) -> Result<(), 
             region,
         } => {
             let parsed = parse_args(&numbers, region_of(settings, region)?);
-            add(store, parsed, reason.as_deref(), "the command line").await
+            add(
+                store,
+                parsed,
+                reason.as_deref(),
+                "the command line",
+                DncSource::Operator,
+            )
+            .await
         }
         DncCmd::Remove { numbers, region } => {
             remove(store, parse_args(&numbers, region_of(settings, region)?)).await
@@ -47,7 +54,14 @@ pub async fn run(store: &Store, settings: &Settings, cmd: DncCmd) -> Result<(), 
         } => {
             let parsed = parse_file(&file, region_of(settings, region)?)?;
             let reason = reason.unwrap_or_else(|| format!("imported from {}", file.display()));
-            add(store, parsed, Some(&reason), &file.display().to_string()).await
+            add(
+                store,
+                parsed,
+                Some(&reason),
+                &file.display().to_string(),
+                DncSource::Import,
+            )
+            .await
         }
         DncCmd::List => list(store).await,
     }
@@ -195,6 +209,7 @@ async fn add(
     parsed: Parsed,
     reason: Option<&str>,
     source: &str,
+    kind: DncSource,
 ) -> Result<(), CliError> {
     parsed.report_rejects(source)?;
     let waiting = store
@@ -205,7 +220,7 @@ async fn add(
     let mut added = 0;
     for batch in parsed.valid.chunks(BATCH) {
         added += store
-            .dnc_add(batch, reason)
+            .dnc_add_from(batch, reason, kind, None)
             .await
             .context("adding to the do-not-call list")?;
     }
@@ -252,11 +267,12 @@ async fn list(store: &Store) -> Result<(), CliError> {
         outln!("the do-not-call list is empty");
         return Ok(());
     }
-    let mut table = Table::new(&["NUMBER", "ADDED", "REASON"]);
+    let mut table = Table::new(&["NUMBER", "ADDED", "SOURCE", "REASON"]);
     for e in &entries {
         table.push(vec![
             e.phone_number.clone(),
             e.added_at.clone(),
+            e.source.clone(),
             e.reason.clone().unwrap_or_default(),
         ]);
     }

@@ -36,6 +36,7 @@ mod export;
 mod import;
 mod run;
 mod status;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -90,6 +91,9 @@ pub enum Command {
     Dispatch(DispatchCmd),
     /// Why a number may or may not be called now, rule by rule, and when it next may.
     Explain(ExplainArgs),
+    /// Send a signed test event; requeue undelivered events.
+    #[command(subcommand)]
+    Webhooks(WebhooksCmd),
 }
 
 /// `explain` options.
@@ -109,8 +113,9 @@ pub struct ExplainArgs {
 /// `run` options.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Exit 0 once no contact is pending or waiting for a retry and no attempt
-    /// is in flight, uncertain or awaiting its outcome.
+    /// Exit 0 once no contact is pending or waiting for a retry, no attempt
+    /// is in flight, uncertain or awaiting its outcome, and (with webhooks) no
+    /// event is waiting for delivery within webhooks.max_age_secs.
     #[arg(long)]
     pub until_idle: bool,
 }
@@ -208,6 +213,22 @@ pub enum DncCmd {
 pub enum DispatchCmd {
     /// Clear a global dispatch pause (after fixing the API key).
     Resume,
+}
+
+/// `webhooks` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCmd {
+    /// Send a signed test event to webhooks.url and print the answer.
+    Test,
+    /// Requeue undelivered events (one by id, or --all), tried again at once.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["all", "id"])))]
+    Retry {
+        /// Every undelivered event, including those given up on.
+        #[arg(long)]
+        all: bool,
+        /// The event's id (`webhook_outbox.id`, the X-Dialerd-Delivery header).
+        id: Option<i64>,
+    },
 }
 
 /// `export` options.
@@ -330,6 +351,7 @@ pub async fn execute(cli: Cli) -> Result<(), CliError> {
         Command::Export(args) => export::run(&open(&settings).await?, args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Explain(args) => explain::run(&open(&settings).await?, &settings, args).await,
+        Command::Webhooks(cmd) => webhooks::run(&settings, cmd).await,
     }
 }
 

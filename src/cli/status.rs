@@ -80,11 +80,16 @@ pub async fn run(store: &Store, settings: &Settings, json: bool) -> Result<(), C
         .dispatch_paused
         .as_deref()
         .filter(|p| !p.trim().is_empty());
+    let webhooks = store
+        .webhook_summary()
+        .await
+        .context("reading webhook_outbox")?;
     if json {
         let out = json!({
             "daemon": daemon_json(&row, &daemon),
             "dispatch_paused": paused,
             "campaigns": campaigns,
+            "webhooks": webhooks,
         });
         outln!("{out}");
         return Ok(());
@@ -95,6 +100,9 @@ pub async fn run(store: &Store, settings: &Settings, json: bool) -> Result<(), C
             "DISPATCH PAUSED: {} — fix the key, then run: dialerd dispatch resume",
             clean(reason)
         );
+    }
+    if let Some(line) = webhooks_line(&webhooks, settings.webhooks.is_some()) {
+        outln!("{line}");
     }
     outln!();
     if campaigns.is_empty() {
@@ -116,6 +124,34 @@ pub async fn run(store: &Store, settings: &Settings, json: bool) -> Result<(), C
         progress_table(&campaigns, HELD_COLUMNS, None).render()
     );
     Ok(())
+}
+
+/// The outbox in one line, when webhooks are on or events are left in it.
+fn webhooks_line(w: &crate::store::WebhookSummary, on: bool) -> Option<String> {
+    let waiting = w.pending + w.retrying;
+    if !on && waiting + w.gave_up == 0 {
+        return None;
+    }
+    let mut line = format!(
+        "webhooks{}: {} delivered, {} pending, {} retrying, {} given up",
+        if on { "" } else { " (off)" },
+        w.delivered,
+        w.pending,
+        w.retrying,
+        w.gave_up
+    );
+    if let Some(t) = w.oldest_undelivered_at.as_deref().filter(|_| waiting > 0) {
+        line.push_str(&format!("; oldest waiting since {}", clean(t)));
+    }
+    if let Some(e) = w.last_error.as_deref().filter(|_| waiting + w.gave_up > 0) {
+        line.push_str(&format!("; last error: {}", clean(e)));
+    }
+    if w.gave_up > 0 {
+        line.push_str(
+            " (see the webhook_backlog view; requeue with: dialerd webhooks retry --all)",
+        );
+    }
+    Some(line)
 }
 
 /// One row per campaign (name, status, `columns`, optionally a cost) and a totals row.

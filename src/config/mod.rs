@@ -93,6 +93,8 @@ pub struct Settings {
     pub metrics_listen: Option<SocketAddr>,
     /// Quiet hours and region rules, on top of every campaign's window.
     pub compliance: Compliance,
+    /// `[webhooks]`, when `webhooks.url` is set.
+    pub webhooks: Option<crate::webhooks::WebhookSettings>,
 }
 
 impl Settings {
@@ -173,6 +175,7 @@ impl Settings {
             .map_err(|e| invalid("log.level", format!("{:?}: {e}", raw.log.level)))?;
         let (api_key, key_source) = resolve_api_key(&raw, env)?;
         let compliance = Compliance::from_raw(&raw.compliance)?;
+        let webhooks = crate::webhooks::WebhookSettings::from_raw(&raw.webhooks, env)?;
         Ok(Self {
             database_path: PathBuf::from(&raw.database.path),
             base_url,
@@ -183,6 +186,7 @@ impl Settings {
             inbox_dir: raw.inbox.dir.as_ref().map(PathBuf::from),
             metrics_listen,
             compliance,
+            webhooks,
             file,
             raw,
         })
@@ -262,6 +266,7 @@ fn merge(file: Option<&Path>, env: &HashMap<String, String>) -> Result<RawConfig
             .try_parsing(true)
             .list_separator(",")
             .with_list_parse_key("campaign_defaults.retry_outcomes")
+            .with_list_parse_key("webhooks.events")
             .source(Some(vars)),
     );
     let origin = if env_names.is_empty() {

@@ -20,6 +20,7 @@ pub struct RawConfig {
     pub metrics: RawMetrics,
     pub daemon: RawDaemon,
     pub compliance: RawCompliance,
+    pub webhooks: crate::webhooks::RawWebhooks,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -9,6 +9,31 @@ pub struct DncEntry {
     pub phone_number: String,
     pub reason: Option<String>,
     pub added_at: String,
+    /// `operator`, `import` or `opt-out`.
+    pub source: String,
+}
+
+/// Who put a number on the list (`dnc.source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DncSource {
+    /// `dnc add`, or an operator's SQL (the column's default).
+    Operator,
+    /// `dnc import FILE`.
+    Import,
+    /// The callee asked on a call (`dnc.attempt_id` names it); the
+    /// `dnc.opt_out` webhook event reports it.
+    OptOut,
+}
+
+impl DncSource {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Operator => "operator",
+            Self::Import => "import",
+            Self::OptOut => "opt-out",
+        }
+    }
 }
 
 impl Store {
@@ -21,16 +46,32 @@ impl Store {
         numbers: &[PhoneNumber],
         reason: Option<&str>,
     ) -> sqlx::Result<u64> {
+        self.dnc_add_from(numbers, reason, DncSource::Operator, None)
+            .await
+    }
+
+    /// [`Store::dnc_add`], recording who added the numbers and, for an
+    /// opt-out, the attempt on which the callee asked.
+    pub async fn dnc_add_from(
+        &self,
+        numbers: &[PhoneNumber],
+        reason: Option<&str>,
+        source: DncSource,
+        attempt_id: Option<i64>,
+    ) -> sqlx::Result<u64> {
         let now = self.now_text();
         let mut tx = self.begin_write().await?;
         let mut added = 0;
         for n in numbers {
             added += sqlx::query(
-                "INSERT OR IGNORE INTO dnc (phone_number, reason, added_at) VALUES (?, ?, ?)",
+                "INSERT OR IGNORE INTO dnc (phone_number, reason, added_at, source, attempt_id) \
+                 VALUES (?, ?, ?, ?, ?)",
             )
             .bind(n.as_str())
             .bind(reason)
             .bind(&now)
+            .bind(source.as_str())
+            .bind(attempt_id)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -65,8 +106,10 @@ impl Store {
 
     /// The whole list, by number.
     pub async fn dnc_list(&self) -> sqlx::Result<Vec<DncEntry>> {
-        sqlx::query_as("SELECT phone_number, reason, added_at FROM dnc ORDER BY phone_number")
-            .fetch_all(&self.pool)
-            .await
+        sqlx::query_as(
+            "SELECT phone_number, reason, added_at, source FROM dnc ORDER BY phone_number",
+        )
+        .fetch_all(&self.pool)
+        .await
     }
 }

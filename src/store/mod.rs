@@ -12,6 +12,7 @@ mod dial;
 mod dnc;
 mod imports;
 mod report;
+mod webhooks;
 
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
@@ -54,6 +55,7 @@ pub use dial::*;
 pub use dnc::*;
 pub use imports::*;
 pub use report::*;
+pub use webhooks::*;
 
 use crate::clock::{SharedClock, to_db_text};
 

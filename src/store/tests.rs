@@ -217,6 +217,7 @@ async fn upgrading_a_version_4_database_keeps_every_row_link_and_rule() {
             "contacts_unvalidated",
             "operator_audit",
             "sqlite_autoindex_contacts_1",
+            "webhook_contact_final",
         ]
     );
     let audited = || async {
