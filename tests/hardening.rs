@@ -219,7 +219,15 @@ fn a_full_disk_stops_dispatch_visibly_and_the_daemon_goes_on_by_itself_when_spac
         notify.seen,
         daemon.stderr()
     );
-    assert!(daemon.stderr().contains("DATABASE NOT WRITABLE"));
+    // The log line and STATUS= are written by different paths: the line
+    // may reach the pipe a moment after the notification.
+    assert!(
+        wait_until(Duration::from_secs(10), || daemon
+            .stderr()
+            .contains("DATABASE NOT WRITABLE")),
+        "the log never said the database cannot be written:\n{}",
+        daemon.stderr()
+    );
     // Waiting for space is a choice, not a wedge: the watchdog is still petted.
     notify.seen.clear();
     assert!(
