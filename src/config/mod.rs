@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono_tz::Tz;
-pub use compliance::{Compliance, RegionRule};
+pub use compliance::{Compliance, OptOut, RegionRule};
 pub use raw::*;
 
 use crate::calendar::{Schedule, Window, parse_tz};
@@ -267,6 +267,7 @@ fn merge(file: Option<&Path>, env: &HashMap<String, String>) -> Result<RawConfig
             .list_separator(",")
             .with_list_parse_key("campaign_defaults.retry_outcomes")
             .with_list_parse_key("webhooks.events")
+            .with_list_parse_key("compliance.opt_out.phrases")
             .source(Some(vars)),
     );
     let origin = if env_names.is_empty() {

@@ -11,6 +11,7 @@ mod dialcheck;
 mod dispatcher;
 pub mod evidence;
 mod health;
+pub mod optout;
 pub mod policy;
 mod reconciler;
 pub mod retry;

@@ -124,6 +124,9 @@ pub struct FinalOutcome {
     pub contact_id: i64,
     pub log: FinalLog,
     pub next: ContactNext,
+    /// The callee asked not to be called again (the reason, for the DNC
+    /// entry): the number goes on the list in the outcome's transaction.
+    pub opt_out: Option<String>,
 }
 
 /// What happens to the contact after its attempt's final outcome.
@@ -497,6 +500,7 @@ impl Store {
             contact_id,
             log,
             next,
+            opt_out,
         } in items
         {
             let n = sqlx::query(
@@ -533,6 +537,11 @@ impl Store {
                 .bind(contact_id)
                 .execute(&mut *tx)
                 .await?;
+            if let Some(reason) = opt_out {
+                // After the contact moved on, so a retry it was given is
+                // suppressed with every other contact of the number.
+                super::dnc::record_opt_out(&mut tx, *attempt_id, reason, &now).await?;
+            }
         }
         tx.commit().await
     }

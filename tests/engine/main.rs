@@ -7,6 +7,7 @@ mod clock;
 mod dial_time;
 mod faults;
 mod helpers;
+mod opt_out;
 mod policy;
 mod property;
 mod reconcile;
