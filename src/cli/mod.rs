@@ -34,6 +34,7 @@ mod dnc;
 mod explain;
 mod export;
 mod import;
+pub mod plan;
 mod run;
 mod status;
 mod webhooks;
@@ -94,6 +95,18 @@ pub enum Command {
     /// Send a signed test event; requeue undelivered events.
     #[command(subcommand)]
     Webhooks(WebhooksCmd),
+    /// Without dialing: who the next sweep of a campaign calls, who not and why, and when it could finish.
+    Plan(PlanArgs),
+}
+
+/// `plan` options.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The campaign to plan.
+    pub campaign: String,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `explain` options.
@@ -352,7 +365,23 @@ pub async fn execute(cli: Cli) -> Result<(), CliError> {
         Command::Demo(args) => demo::run(args).await,
         Command::Explain(args) => explain::run(&open(&settings).await?, &settings, args).await,
         Command::Webhooks(cmd) => webhooks::run(&settings, cmd).await,
+        Command::Plan(args) => plan::run(&open_existing(&settings).await?, &settings, args).await,
     }
+}
+
+/// Opens the configured database, which must exist: a command that only
+/// reads never leaves an empty database behind (exit 66 when it is missing).
+pub(crate) async fn open_existing(settings: &Settings) -> Result<Store, CliError> {
+    if !settings.database_path.exists() {
+        return Err(CliError::msg(
+            Exit::NoInput,
+            format!(
+                "no database at {} (database.path); nothing has been imported there",
+                settings.database_path.display()
+            ),
+        ));
+    }
+    open(settings).await
 }
 
 /// Opens the configured database (creating and migrating it as needed).

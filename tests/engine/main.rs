@@ -8,6 +8,7 @@ mod dial_time;
 mod faults;
 mod helpers;
 mod opt_out;
+mod plan;
 mod policy;
 mod property;
 mod reconcile;
