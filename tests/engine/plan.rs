@@ -156,6 +156,15 @@ async fn plan_agrees_with_the_sweep_that_follows_on_the_same_database_and_clock(
         let before = snapshot(&w).await;
         let p = plan::build(&w.store, &w.cfg, "plan").await.unwrap();
         assert_eq!(snapshot(&w).await, before, "plan wrote to the database");
+        // What the sweep at the same instant does.
+        w.sweep(c).await;
+        assert_eq!(w.journal().len() as u64, p.callable_now, "requests sent");
+        assert_eq!(
+            recorded(&w, c).await,
+            planned(&p),
+            "hold reasons recorded by the sweep"
+        );
+        // And the plan itself: every reason was exercised.
         assert_eq!(p.callable_now, 2, "{p:#?}");
         let expected: BTreeMap<String, u64> = [
             ("cap", 1),
@@ -193,14 +202,6 @@ async fn plan_agrees_with_the_sweep_that_follows_on_the_same_database_and_clock(
         // 15:00 UTC is 08:00 in San Francisco: the campaign window opens at
         // 07:00, and quiet hours an hour later.
         assert_eq!(window.earliest_at.as_deref(), Some("2026-07-01T15:00:00Z"));
-
-        w.sweep(c).await;
-        assert_eq!(w.journal().len() as u64, p.callable_now, "requests sent");
-        assert_eq!(
-            recorded(&w, c).await,
-            planned(&p),
-            "hold reasons recorded by the sweep"
-        );
     })
     .await
 }
