@@ -111,7 +111,13 @@ pub async fn build(store: &Store, cfg: &EngineConfig, name: &str) -> Result<Plan
     let blocked = blocker(&campaign, &facts, agent);
     let mut groups = Groups::default();
     let mut callable = 0u64;
-    let first = next_sweep(&campaign, &rules, now);
+    let open = |s: &str| facts.states.iter().any(|(st, n)| st == s && *n > 0);
+    let idle =
+        campaign.status() == CampaignStatus::Completed && !open("pending") && !open("retry_wait");
+    // A completed campaign without work is not swept until contacts arrive.
+    let first = (!idle)
+        .then(|| next_sweep(&campaign, &rules, now))
+        .flatten();
     let mut callees = Vec::new();
     for c in &facts.due {
         let decision = policy::decide(c, &rules, &cfg.compliance, agent, now);
@@ -176,7 +182,9 @@ pub async fn build(store: &Store, cfg: &EngineConfig, name: &str) -> Result<Plan
 /// Why the next sweep would dial nobody, whatever its contacts allow.
 fn blocker(c: &Campaign, facts: &PlanFacts, agent: Option<i64>) -> Option<String> {
     let status = c.status();
-    if status != CampaignStatus::Active {
+    // A completed campaign that gets new contacts is made active again by
+    // the scheduler before its sweep; without any it has nothing to dial.
+    if status != CampaignStatus::Active && status != CampaignStatus::Completed {
         let why = c
             .status_reason
             .as_deref()

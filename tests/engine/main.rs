@@ -6,6 +6,8 @@
 mod clock;
 mod dial_time;
 mod faults;
+#[path = "../harness/mod.rs"]
+mod harness;
 mod helpers;
 mod opt_out;
 mod plan;

@@ -261,3 +261,138 @@ async fn the_estimate_spreads_calls_at_the_rate_and_waits_for_the_window() {
     })
     .await
 }
+
+/// The real binary, end to end: `dialerd plan --json`, then `dialerd run
+/// --until-idle` against the simulator on the same database.
+mod binary {
+    use std::process::Command;
+    use std::time::Duration;
+
+    use crate::harness::{
+        self, BIN, CampaignSpec, Sim, create_campaign_db, daemon_command, read_journal,
+    };
+
+    fn sql(db: &std::path::Path, text: &str) -> String {
+        let out = Command::new("sqlite3")
+            .arg(db)
+            .arg(text)
+            .output()
+            .expect("sqlite3");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    #[test]
+    fn plan_counts_exactly_what_a_following_run_until_idle_dials_and_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("d.db");
+        let spec = CampaignSpec {
+            name: "e2e",
+            agent_id: 7,
+            max_attempts: 1,
+            retry_delay_secs: 0,
+            contacts: 6,
+        };
+        let numbers = create_campaign_db(&db, &spec);
+        // One on the list by an operator's SQL, one with a zone that is no
+        // place, one with its attempts used up; three callable.
+        sql(
+            &db,
+            &format!(
+                "INSERT INTO dnc (phone_number, reason, added_at) VALUES ('{}', 'x', '2026-01-01T00:00:00Z')",
+                numbers[0]
+            ),
+        );
+        sql(
+            &db,
+            &format!(
+                "UPDATE contacts SET timezone = 'Mars/Olympus_Mons' WHERE phone_number = '{}'",
+                numbers[1]
+            ),
+        );
+        sql(
+            &db,
+            &format!(
+                "UPDATE contacts SET attempts = 1 WHERE phone_number = '{}'",
+                numbers[2]
+            ),
+        );
+
+        let mut plan = Command::new(BIN);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("DIALERD_") {
+                plan.env_remove(k);
+            }
+        }
+        let out = plan
+            .args(["plan", "e2e", "--json"])
+            .env("DIALERD_DATABASE__PATH", &db)
+            .env("DIALERD_COMPLIANCE__QUIET_HOURS", "off")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let p: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let held = |reason: &str| {
+            p["held"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|g| g["reason"] == reason)
+                .map_or(0, |g| g["count"].as_u64().unwrap())
+        };
+
+        let sim = Sim::start(
+            dir.path(),
+            &[
+                "--outcomes".into(),
+                "completed=1".into(),
+                "--call-secs".into(),
+                "0.1-0.2".into(),
+            ],
+        );
+        let log = dir.path().join("daemon.log");
+        let mut run = harness::ChildGuard::spawn(
+            "dialerd run --until-idle",
+            &mut daemon_command(&db, &sim.base_url, &[], &log, true),
+        );
+        let status = run
+            .wait_timeout(Duration::from_secs(60))
+            .expect("run --until-idle ends");
+        assert!(status.success(), "{}", harness::tail(&log, 20));
+        let journal = read_journal(&sim.journal);
+
+        assert_eq!(
+            p["callable_now"].as_u64(),
+            Some(journal.len() as u64),
+            "{p:#}"
+        );
+        let count = |state: &str| {
+            sql(
+                &db,
+                &format!("SELECT COUNT(*) FROM contacts WHERE state = '{state}'"),
+            )
+            .parse::<u64>()
+            .unwrap()
+        };
+        assert_eq!(held("dnc"), count("suppressed"));
+        assert_eq!(held("invalid"), count("invalid"));
+        assert_eq!(held("no_attempts_left"), count("exhausted"));
+        assert_eq!(
+            (
+                p["callable_now"].as_u64(),
+                held("dnc"),
+                held("invalid"),
+                held("no_attempts_left")
+            ),
+            (Some(3), 1, 1, 1)
+        );
+    }
+}

@@ -27,7 +27,7 @@ pub(super) fn render(p: &Plan) -> String {
     let sweep = p
         .next_sweep_at
         .as_deref()
-        .unwrap_or("never (the schedule has no next fire)");
+        .unwrap_or("none: the schedule has no next fire, or the campaign has nothing left");
     match &p.blocked {
         Some(why) => {
             let _ = writeln!(out, "callable now: 0 — NOTHING IS DIALED: {}", clean(why));
