@@ -200,3 +200,71 @@ async fn an_opt_out_never_rewrites_an_operators_dnc_entry() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_attempt_claimed_before_the_opt_out_is_refused_at_the_instant_of_dialing() {
+    use dialerd::domain::ContactState;
+    use dialerd::engine::policy;
+    use dialerd::store::{ClaimDecision, Release};
+    within(async {
+        let w = World::manual_now(&["--outcomes", "completed=1", "--opt-out", "1"], |_| {}).await;
+        let first = w
+            .campaign(CampaignSpec {
+                name: "first".into(),
+                max_attempts: 1,
+                ..Default::default()
+            })
+            .await;
+        let numbers = w.add_uk_contacts(first, 1).await;
+        w.sweep_all().await;
+        // Another campaign's contact of the same number, claimed (its
+        // `sending` row committed) before the first call's outcome is in.
+        let second = w
+            .campaign(CampaignSpec {
+                name: "second".into(),
+                ..Default::default()
+            })
+            .await;
+        w.add_contacts(second, &numbers).await;
+        let now = w.clock.now();
+        let round = w
+            .store
+            .claim_due(second, now, 10, |_| {
+                Some(ClaimDecision::Dial { agent_id: AGENT })
+            })
+            .await
+            .unwrap();
+        let claimed = round.claimed[0].attempt_id;
+        w.settle_calls().await;
+        w.engine.reconcile_once().await.unwrap();
+        assert_eq!(dnc_rows(&w).await.len(), 1, "the first call opted out");
+
+        let states = w
+            .store
+            .dial_states(&[claimed], w.clock.now())
+            .await
+            .unwrap();
+        let campaign = w.campaign_row(second).await;
+        let rules = campaign.rules().unwrap();
+        let refusal = policy::decide_at_dial(
+            &states[&claimed],
+            &rules,
+            &w.cfg.compliance,
+            Some(AGENT),
+            w.clock.now(),
+        );
+        let (why, release) = refusal.expect("the dial-time check refuses the send");
+        assert!(why.contains("DNC"), "{why}");
+        assert!(
+            matches!(
+                release,
+                Release::Close {
+                    state: ContactState::Suppressed,
+                    ..
+                }
+            ),
+            "{release:?}"
+        );
+    })
+    .await;
+}
