@@ -22,7 +22,9 @@ use crate::domain::{CampaignStatus, HoldReason};
 use crate::engine::EngineConfig;
 use crate::engine::policy::{self, Closed};
 use crate::error::{CliError, Exit};
-use crate::store::{Campaign, CampaignRules, ClaimDecision, DueContact, PlanFacts, Store};
+use crate::store::{
+    Campaign, CampaignRules, ClaimDecision, DueContact, PlanFacts, Store, WaitingContact,
+};
 
 mod estimate;
 mod render;
@@ -93,24 +95,14 @@ pub async fn run(store: &Store, settings: &Settings, args: PlanArgs) -> Result<(
 
 /// The plan of campaign `name` at the store clock's now, under the engine settings `cfg`.
 pub async fn build(store: &Store, cfg: &EngineConfig, name: &str) -> Result<Plan, CliError> {
-    let found = super::campaigns::find(store, name).await?;
-    let failed = |e: sqlx::Error| CliError::new(Exit::Failure, anyhow::Error::from(e));
-    let campaign = store
-        .campaign(found.id)
-        .await
-        .map_err(failed)?
-        .ok_or_else(|| CliError::msg(Exit::Failure, format!("campaign {name:?} vanished")))?;
-    let mut rules = campaign
-        .rules()
-        .map_err(|m| CliError::msg(Exit::Failure, format!("{m}; the next sweep pauses it")))?;
-    // As the sweep does: the cap is the configuration's, not a column.
-    rules.max_calls_per_number_per_day = cfg.max_calls_per_number_per_day;
+    let (campaign, rules) = load(store, cfg, name).await?;
     let now = store.clock().now();
-    let facts = store.plan_facts(campaign.id, now).await.map_err(failed)?;
+    let facts = store
+        .plan_facts(campaign.id, now)
+        .await
+        .map_err(anyhow::Error::from)?;
     let agent = campaign.agent_id.or(cfg.defaults.agent_id);
     let blocked = blocker(&campaign, &facts, agent);
-    let mut groups = Groups::default();
-    let mut callable = 0u64;
     let open = |s: &str| facts.states.iter().any(|(st, n)| st == s && *n > 0);
     let idle =
         campaign.status() == CampaignStatus::Completed && !open("pending") && !open("retry_wait");
@@ -118,65 +110,127 @@ pub async fn build(store: &Store, cfg: &EngineConfig, name: &str) -> Result<Plan
     let first = (!idle)
         .then(|| next_sweep(&campaign, &rules, now))
         .flatten();
-    let mut callees = Vec::new();
+    let frame = Frame {
+        rules: &rules,
+        cfg,
+        agent,
+        now,
+        first,
+        blocked: blocked.as_deref(),
+    };
+    let mut tally = Tally::default();
     for c in &facts.due {
-        let decision = policy::decide(c, &rules, &cfg.compliance, agent, now);
-        let ready = match &decision {
-            ClaimDecision::Dial { .. } => {
-                callable += 1;
-                if blocked.is_some() {
-                    groups.add(HoldReason::Paused.as_str(), true, None, blocked.clone());
-                }
-                Some(first.unwrap_or(now))
-            }
-            ClaimDecision::Defer(until) | ClaimDecision::Hold { until, .. } => Some(*until),
-            _ => None,
-        };
-        if let Some(ready) = ready {
-            callees.push(Callee {
-                number: &c.phone_number,
-                timezone: c.timezone.as_deref(),
-                ready,
-            });
-        }
-        if !matches!(decision, ClaimDecision::Dial { .. }) {
-            let (reason, at, detail) = why(&decision, c, &rules, cfg, now);
-            groups.add(&reason, true, at, Some(detail));
-        }
+        tally.due(c, &frame);
     }
     for w in &facts.waiting {
-        let reason = match (w.hold_reason.as_deref(), w.state.as_str()) {
-            (Some(r), _) => r.to_string(),
-            (None, "retry_wait") => "retry_delay".to_string(),
-            (None, _) => "scheduled".to_string(),
-        };
-        let at = from_db_text(&w.next_attempt_at);
-        groups.add(&reason, false, at, None);
-        callees.push(Callee {
-            number: &w.phone_number,
-            timezone: w.timezone.as_deref(),
-            ready: at.unwrap_or(now),
-        });
+        tally.waiting(w, now);
     }
-    let max_live = campaign
-        .max_live_calls
-        .unwrap_or(i64::from(cfg.max_live_calls_per_campaign));
-    let estimate = estimate::estimate(&rules, cfg, first, blocked.is_some(), &callees);
+    let estimate = estimate::estimate(&rules, cfg, first, blocked.is_some(), &tally.callees);
     Ok(Plan {
         campaign: campaign.name.clone(),
         status: campaign.status.clone(),
         status_reason: campaign.status_reason.clone(),
         now: to_db_text(now),
-        callable_now: if blocked.is_some() { 0 } else { callable },
+        callable_now: if blocked.is_some() { 0 } else { tally.callable },
         blocked,
-        held: groups.into_vec(),
+        held: tally.groups.into_vec(),
         unvalidated: facts.unvalidated,
         states: facts.states.iter().cloned().collect(),
         live_calls: facts.live_calls,
-        max_live_calls: max_live,
+        max_live_calls: campaign
+            .max_live_calls
+            .unwrap_or(i64::from(cfg.max_live_calls_per_campaign)),
         next_sweep_at: first.map(to_db_text),
         estimate,
     })
+}
+
+/// The campaign named `name` and its rules as a sweep reads them.
+async fn load(
+    store: &Store,
+    cfg: &EngineConfig,
+    name: &str,
+) -> Result<(Campaign, CampaignRules), CliError> {
+    let found = super::campaigns::find(store, name).await?;
+    let campaign = store
+        .campaign(found.id)
+        .await
+        .map_err(anyhow::Error::from)?
+        .ok_or_else(|| CliError::msg(Exit::Failure, format!("campaign {name:?} vanished")))?;
+    let mut rules = campaign
+        .rules()
+        .map_err(|m| CliError::msg(Exit::Failure, format!("{m}; the next sweep pauses it")))?;
+    // As the sweep does: the cap is the configuration's, not a column.
+    rules.max_calls_per_number_per_day = cfg.max_calls_per_number_per_day;
+    Ok((campaign, rules))
+}
+
+/// What every decision of one plan shares.
+struct Frame<'a> {
+    rules: &'a CampaignRules,
+    cfg: &'a EngineConfig,
+    agent: Option<i64>,
+    now: DateTime<Utc>,
+    /// The next sweep.
+    first: Option<DateTime<Utc>>,
+    blocked: Option<&'a str>,
+}
+
+/// The decisions added up: callable contacts, the others by reason, and
+/// every contact still to be called, for the estimate.
+#[derive(Default)]
+struct Tally<'a> {
+    groups: Groups,
+    callable: u64,
+    callees: Vec<Callee<'a>>,
+}
+
+impl<'a> Tally<'a> {
+    /// A due contact, decided exactly as the claim decides it.
+    fn due(&mut self, c: &'a DueContact, f: &Frame<'_>) {
+        let decision = policy::decide(c, f.rules, &f.cfg.compliance, f.agent, f.now);
+        let ready = match &decision {
+            ClaimDecision::Dial { .. } => {
+                self.callable += 1;
+                if let Some(why) = f.blocked {
+                    let paused = HoldReason::Paused.as_str();
+                    self.groups.add(paused, true, None, Some(why.to_string()));
+                }
+                Some(f.first.unwrap_or(f.now))
+            }
+            ClaimDecision::Defer(until) | ClaimDecision::Hold { until, .. } => Some(*until),
+            _ => None,
+        };
+        if let Some(ready) = ready {
+            let (number, timezone) = (c.phone_number.as_str(), c.timezone.as_deref());
+            self.callees.push(Callee {
+                number,
+                timezone,
+                ready,
+            });
+        }
+        if !matches!(decision, ClaimDecision::Dial { .. }) {
+            let (reason, at, detail) = why(&decision, c, f.rules, f.cfg, f.now);
+            self.groups.add(&reason, true, at, Some(detail));
+        }
+    }
+
+    /// A contact whose due time is still to come.
+    fn waiting(&mut self, w: &'a WaitingContact, now: DateTime<Utc>) {
+        let reason = match (w.hold_reason.as_deref(), w.state.as_str()) {
+            (Some(r), _) => r,
+            (None, "retry_wait") => "retry_delay",
+            (None, _) => "scheduled",
+        };
+        let at = from_db_text(&w.next_attempt_at);
+        self.groups.add(reason, false, at, None);
+        let (number, timezone) = (w.phone_number.as_str(), w.timezone.as_deref());
+        self.callees.push(Callee {
+            number,
+            timezone,
+            ready: at.unwrap_or(now),
+        });
+    }
 }
 
 /// Why the next sweep would dial nobody, whatever its contacts allow.
