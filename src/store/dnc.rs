@@ -12,6 +12,8 @@ pub struct DncEntry {
     pub added_at: String,
     /// `operator`, `import` or `opt-out`.
     pub source: String,
+    /// For an opt-out, the attempt on which the callee asked.
+    pub attempt_id: Option<i64>,
 }
 
 /// Who put a number on the list (`dnc.source`).
@@ -108,7 +110,7 @@ impl Store {
     /// The whole list, by number.
     pub async fn dnc_list(&self) -> sqlx::Result<Vec<DncEntry>> {
         sqlx::query_as(
-            "SELECT phone_number, reason, added_at, source FROM dnc ORDER BY phone_number",
+            "SELECT phone_number, reason, added_at, source, attempt_id FROM dnc ORDER BY phone_number",
         )
         .fetch_all(&self.pool)
         .await
