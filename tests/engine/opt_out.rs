@@ -124,9 +124,24 @@ async fn assert_opted_out(w: &World, first: i64, waiting: i64, numbers: &[String
 async fn an_opt_out_variable_puts_the_number_on_dnc_and_every_other_campaign_suppresses_it() {
     within(async {
         let w = World::manual_now(&["--outcomes", "completed=1", "--opt-out", "1"], |_| {}).await;
+        // Webhooks on for this event: the outbox gets it with the opt-out.
+        w.sql("INSERT INTO webhook_subscriptions (event) VALUES ('dnc.opt_out')")
+            .await;
         let (first, waiting, numbers) = dial_three(&w).await;
         assert_opted_out(&w, first, waiting, &numbers).await;
+        let events: Vec<(String,)> =
+            sqlx::query_as("SELECT payload FROM webhook_outbox WHERE event = 'dnc.opt_out'")
+                .fetch_all(w.store.pool())
+                .await
+                .unwrap();
+        assert_eq!(events.len(), numbers.len());
         for row in dnc_rows(&w).await {
+            let sent = events.iter().any(|(p,)| {
+                let p: serde_json::Value = serde_json::from_str(p).unwrap();
+                p["phone_number"] == row.phone_number.as_str()
+                    && p["attempt"]["id"] == row.attempt_id.unwrap()
+            });
+            assert!(sent, "no dnc.opt_out event for {row:?}");
             assert!(row.reason.unwrap().contains("extracted variable opt_out"));
         }
     })
