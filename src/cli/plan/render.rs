@@ -65,7 +65,11 @@ fn table(title: &str, when: &str, groups: &[&Group]) -> String {
         t.push(vec![
             g.reason.clone(),
             g.count.to_string(),
-            g.earliest_at.clone().unwrap_or_else(|| "never".into()),
+            match (&g.earliest_at, g.reason.as_str()) {
+                (Some(at), _) => at.clone(),
+                (None, "paused") => "once unblocked".into(),
+                (None, _) => "never".into(),
+            },
             details(g),
         ]);
     }
@@ -127,4 +131,94 @@ fn estimate_line(p: &Plan) -> String {
     }
     let _ = write!(line, "\n  (assuming {})", e.assumes);
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::cli::plan::Estimate;
+
+    fn group(
+        reason: &str,
+        due_now: bool,
+        count: u64,
+        at: Option<&str>,
+        detail: &[(&str, u64)],
+    ) -> Group {
+        Group {
+            reason: reason.into(),
+            due_now,
+            count,
+            earliest_at: at.map(String::from),
+            detail: detail.iter().map(|(d, n)| (d.to_string(), *n)).collect(),
+        }
+    }
+
+    #[test]
+    fn the_text_form_reads_at_a_glance() {
+        let p = Plan {
+            campaign: "spring".into(),
+            status: "active".into(),
+            status_reason: None,
+            now: "2026-07-01T12:30:00Z".into(),
+            blocked: None,
+            callable_now: 120,
+            held: vec![
+                group(
+                    "window",
+                    true,
+                    30,
+                    Some("2026-07-01T15:00:00Z"),
+                    &[(
+                        "the campaign window 09:00-20:00 closed in America/Los_Angeles",
+                        30,
+                    )],
+                ),
+                group("dnc", true, 2, None, &[("on the do-not-call list", 2)]),
+                group("retry_delay", false, 10, Some("2026-07-01T13:30:00Z"), &[]),
+            ],
+            unvalidated: 0,
+            states: BTreeMap::from([("pending".to_string(), 152), ("done".to_string(), 40)]),
+            live_calls: 3,
+            max_live_calls: 0,
+            next_sweep_at: Some("2026-07-01T12:35:00Z".into()),
+            estimate: Estimate {
+                calls_left: 160,
+                rate_per_second: 1.0,
+                finish_at: Some("2026-07-01T15:02:40Z".into()),
+                never_open: 0,
+                assumes: "one call per contact".into(),
+            },
+        };
+        let text = render(&p);
+        assert!(
+            text.contains("callable now: 120 (next sweep 2026-07-01T12:35:00Z)"),
+            "{text}"
+        );
+        let window = text.lines().find(|l| l.starts_with("window")).unwrap();
+        assert!(
+            window.contains(" 30 ")
+                && window.contains("2026-07-01T15:00:00Z")
+                && window.contains("America/Los_Angeles (30)"),
+            "{window}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("dnc") && l.contains("never")),
+            "{text}"
+        );
+        assert!(text.contains("NOT DUE YET"), "{text}");
+        assert!(
+            text.contains("contacts: 192 (done 40, pending 152); live calls 3 (no cap)"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "160 calls left at 1/s; the last could be placed about 2026-07-01T15:02:40Z"
+            ),
+            "{text}"
+        );
+    }
 }
