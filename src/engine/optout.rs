@@ -6,9 +6,10 @@
 //! spoke: the agent's own lines ("tell me if you want us to stop calling")
 //! must not opt anybody out. The callee's words are the `user_query` of each
 //! entry of `interactions`, and the transcript lines spoken by the callee
-//! (`user:`, `customer:`, `caller:`, `callee:`, `human:`; a line without a
-//! speaker continues the one before). A transcript in which no line names a
-//! speaker is read whole. Matching is case-insensitive on text with its
+//! (`user:`, `customer:`, `caller:`, `callee:`, `human:`, `client:`; a line
+//! without a speaker continues the one before). A transcript in which no
+//! line names a speaker is read whole, unless `interactions` already gave
+//! the callee's words. Matching is case-insensitive on text with its
 //! whitespace collapsed and typographic apostrophes made plain, and a phrase
 //! must stand as whole words ("unsubscribed" does not match "unsubscribe").
 
@@ -64,15 +65,24 @@ fn callee_text(log: &CallLog) -> String {
                 .map(OptOut::normalise),
         );
     }
-    if let Some(t) = &log.transcript {
-        turns.extend(transcript_callee_lines(t));
+    let from_interactions = !turns.is_empty();
+    match log.transcript.as_deref().map(transcript_callee_lines) {
+        Some(Some(lines)) => turns.extend(lines),
+        // Nobody named in the transcript: read it whole only when nothing
+        // else says what the callee said.
+        Some(None) if !from_interactions => {
+            turns.push(OptOut::normalise(
+                log.transcript.as_deref().unwrap_or_default(),
+            ));
+        }
+        _ => {}
     }
     turns.join("\n")
 }
 
-/// The callee's turns of a transcript (all of it when no line names a
-/// speaker). A line without a label continues the turn before it.
-fn transcript_callee_lines(transcript: &str) -> Vec<String> {
+/// The callee's turns of a transcript; `None` when no line names a
+/// speaker. A line without a label continues the turn before it.
+fn transcript_callee_lines(transcript: &str) -> Option<Vec<String>> {
     let mut turns: Vec<(bool, String)> = Vec::new();
     let mut labelled = false;
     for line in transcript.lines() {
@@ -89,13 +99,12 @@ fn transcript_callee_lines(transcript: &str) -> Vec<String> {
             (None, None) => turns.push((false, line)),
         }
     }
-    if !labelled {
-        return vec![OptOut::normalise(transcript)];
-    }
-    turns
-        .into_iter()
-        .filter_map(|(callee, text)| callee.then_some(text))
-        .collect()
+    labelled.then(|| {
+        turns
+            .into_iter()
+            .filter_map(|(callee, text)| callee.then_some(text))
+            .collect()
+    })
 }
 
 /// `Some((is the callee, the words))` when a normalised line starts with a
@@ -180,6 +189,13 @@ mod tests {
         let interaction =
             log(json!({"id": 1, "interactions": [{"user_query": "Take me off your list"}]}));
         assert!(opt_out_reason(&defaults(), &interaction).is_some());
+        // The callee's words are known from the interactions: the agent's
+        // in an unlabelled transcript are not read.
+        let agent = log(
+            json!({"id": 1, "call_conversation": "say stop calling to leave",
+                                "interactions": [{"user_query": "fine, thanks"}]}),
+        );
+        assert_eq!(opt_out_reason(&defaults(), &agent), None);
     }
 
     #[test]
