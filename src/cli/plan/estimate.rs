@@ -87,9 +87,8 @@ fn simulate(
         budget = budget.saturating_sub(1);
         if ready > t {
             // Idle until then: the next sweep at or after it picks it up.
-            let sweep = rules
-                .schedule
-                .next_after(ready - chrono::Duration::seconds(1), rules.timezone);
+            let before = crate::clock::minus(ready, chrono::Duration::seconds(1));
+            let sweep = rules.schedule.next_after(before, rules.timezone);
             t = sweep.unwrap_or(ready).max(ready);
         }
         let c = &callees[i];
@@ -101,7 +100,7 @@ fn simulate(
         match policy::first_closed(&hours, zones.zones(), t) {
             None => {
                 last = Some(t);
-                t += step;
+                t = t.checked_add_signed(step).unwrap_or(t);
             }
             Some(_) => match policy::next_open_all(&hours, zones.zones(), t) {
                 Some(open) if budget > 0 => heap.push(Reverse((open, i))),
