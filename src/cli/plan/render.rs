@@ -34,6 +34,14 @@ pub(super) fn render(p: &Plan) -> String {
         }
         None => {
             let _ = writeln!(out, "callable now: {} (next sweep {sweep})", p.callable_now);
+            let room = (p.max_live_calls - p.live_calls).max(0) as u64;
+            if p.max_live_calls > 0 && p.callable_now > room {
+                let _ = writeln!(
+                    out,
+                    "  the campaign's live-call cap ({}, {} live) lets {room} be dialed now, the rest as calls end",
+                    p.max_live_calls, p.live_calls
+                );
+            }
         }
     }
     let due: Vec<&Group> = p.held.iter().filter(|g| g.due_now).collect();
