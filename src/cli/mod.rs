@@ -31,6 +31,7 @@ mod campaigns;
 mod check;
 mod demo;
 mod dnc;
+mod exit;
 mod explain;
 mod export;
 mod import;

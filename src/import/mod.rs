@@ -35,7 +35,6 @@ pub use rows::{MAX_CELL_BYTES, Reject, validate_direct};
 pub use source::check_input;
 
 use crate::config::CampaignDefaults;
-use crate::error::{CliError, Exit};
 use crate::store::Store;
 
 /// Rows per write transaction.
@@ -105,30 +104,11 @@ impl ImportError {
             report: None,
         }
     }
-
-    /// The exit status this error ends the `import` command with.
-    pub fn exit(&self) -> Exit {
-        match self {
-            Self::Usage(_) => Exit::Usage,
-            Self::NoInput(_) => Exit::NoInput,
-            Self::DataErr { .. } => Exit::DataErr,
-            Self::Other(_) => Exit::Failure,
-        }
-    }
 }
 
 impl From<sqlx::Error> for ImportError {
     fn from(e: sqlx::Error) -> Self {
         Self::Other(anyhow::Error::new(e).context("database error during import"))
-    }
-}
-
-impl From<ImportError> for CliError {
-    fn from(e: ImportError) -> Self {
-        match e {
-            ImportError::Other(err) => CliError::new(Exit::Failure, err),
-            other => CliError::msg(other.exit(), other),
-        }
     }
 }
 

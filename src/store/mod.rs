@@ -465,12 +465,6 @@ pub(crate) fn parse_time(s: Option<&str>) -> Option<DateTime<Utc>> {
     s.and_then(crate::clock::from_db_text)
 }
 
-impl From<OpenError> for crate::error::CliError {
-    fn from(e: OpenError) -> Self {
-        crate::error::CliError::new(crate::error::Exit::Failure, e)
-    }
-}
-
 #[cfg(test)]
 mod fault_tests;
 #[cfg(test)]
