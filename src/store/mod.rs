@@ -3,6 +3,7 @@
 //! one statement or one short transaction; none is held across an HTTP call.
 
 mod attempts;
+mod bulk;
 mod campaigns;
 mod checkpoint;
 mod compliance;
@@ -46,6 +47,7 @@ macro_rules! live_attempt {
 pub(crate) use live_attempt;
 
 pub use attempts::*;
+pub use bulk::{BatchWritten, BulkWriter, ImportBatch};
 pub use campaigns::*;
 pub use checkpoint::Checkpointer;
 pub use compliance::*;
