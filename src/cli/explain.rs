@@ -182,7 +182,7 @@ async fn explain(
         }
     }
     let region_limit = policy::region_limit(compliance, e164);
-    let global_cap = settings.raw.dispatch.max_calls_per_number_per_day;
+    let global_cap = settings.dispatch().max_calls_per_number_per_day;
     let limit = policy::daily_limit(region_limit.as_ref().map(|(_, n)| *n), global_cap);
     if !policy::under_limit(facts.calls_since, limit) {
         reasons.push(format!(

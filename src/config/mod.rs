@@ -7,6 +7,7 @@
 
 mod compliance;
 mod raw;
+mod sections;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,6 +19,9 @@ pub use crate::domain::{parse_outcomes, parse_region};
 use chrono_tz::Tz;
 pub use compliance::{Compliance, RegionRule};
 pub use raw::*;
+pub use sections::{
+    DaemonSettings, DispatchSettings, InboxSettings, LogSettings, ReconcileSettings,
+};
 
 use crate::calendar::{Schedule, Window, parse_tz};
 use crate::domain::Outcome;
