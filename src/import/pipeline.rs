@@ -27,6 +27,7 @@ use super::rows::{Item, Reject};
 use super::source::Producer;
 use super::{BATCH_ROWS, ImportError, ImportReport, MAX_STORED_REJECTS};
 use crate::clock::to_db_text;
+use crate::phone::PhoneNumber;
 use crate::store::{
     BulkWriter, Checkpointer, ImportBatch, NewCampaign, NewContact, Store, StoredReject,
 };
@@ -184,7 +185,7 @@ async fn dry_run(
             }
         }
         any_valid |= !numbers.is_empty();
-        let in_campaign: HashSet<String> = match existing {
+        let in_campaign: HashSet<PhoneNumber> = match existing {
             Some(id) if !numbers.is_empty() => store
                 .existing_numbers(id, &numbers)
                 .await?
@@ -193,7 +194,7 @@ async fn dry_run(
             _ => HashSet::new(),
         };
         for p in numbers {
-            if in_campaign.contains(&p) || !seen.insert(number_key(&p)) {
+            if in_campaign.contains(&p) || !seen.insert(number_key(p.as_str())) {
                 report.counts.duplicate += 1;
             } else {
                 report.counts.imported += 1;

@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use super::Store;
 use super::daemon::insert_event;
 use crate::clock::{to_db_text, to_db_text_ms};
-use crate::domain::{ContactState, HoldReason, Outcome};
+use crate::domain::{AttemptState, ContactState, HoldReason, Outcome};
+use crate::phone::PhoneNumber;
 
 /// What became of one dispatch request, as the dispatcher reports it.
 #[derive(Debug, Clone)]
@@ -85,8 +86,8 @@ pub struct Outstanding {
     pub contact_id: i64,
     pub campaign_id: i64,
     pub agent_id: i64,
-    pub to_number: String,
-    pub state: String,
+    pub to_number: PhoneNumber,
+    pub state: AttemptState,
     pub request_id: Option<String>,
     pub provider_status: Option<String>,
     pub sent_at: String,
@@ -364,7 +365,7 @@ impl Store {
         ))
         .fetch_all(&self.pool)
         .await
-        .map(|v: Vec<Outstanding>| v.into_iter().filter(|a| a.state != "sending").collect())
+        .map(|v: Vec<Outstanding>| v.into_iter().filter(|a| a.state != AttemptState::Sending).collect())
     }
 
     /// Whether some attempt already carries `request_id` (so a log with it is

@@ -12,12 +12,13 @@ use std::sync::OnceLock;
 use sqlx::{Row, SqliteConnection};
 
 use super::Store;
+use crate::phone::PhoneNumber;
 
 /// A validated contact ready to be inserted (its number already E.164).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewContact {
-    /// E.164 number.
-    pub phone_number: String,
+    /// The number, parsed.
+    pub phone_number: PhoneNumber,
     /// JSON object text.
     pub call_context: String,
     /// A valid IANA zone name.
@@ -237,8 +238,8 @@ impl Store {
     pub async fn existing_numbers(
         &self,
         campaign_id: i64,
-        numbers: &[String],
-    ) -> sqlx::Result<Vec<String>> {
+        numbers: &[PhoneNumber],
+    ) -> sqlx::Result<Vec<PhoneNumber>> {
         let list = serde_json::to_string(numbers).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
         sqlx::query_scalar(
             "SELECT j.value FROM json_each(?) j \
