@@ -10,4 +10,5 @@ mod helpers;
 mod policy;
 mod property;
 mod reconcile;
+mod shutdown;
 mod storage;
