@@ -35,6 +35,7 @@ pub use rows::{MAX_CELL_BYTES, Reject, validate_direct};
 pub use source::check_input;
 
 use crate::config::CampaignDefaults;
+use crate::domain::CampaignStatus;
 use crate::store::Store;
 
 /// Rows per write transaction.
@@ -134,12 +135,12 @@ pub async fn import_file(
     let mut report = ImportReport::new(name, &opened.source, &opened.sha256, req.dry_run);
     if let Some(c) = &existing {
         report.warnings = req.overrides.differences(c);
-        match c.status.as_str() {
-            "paused" => report.warnings.push(format!(
+        match c.status() {
+            CampaignStatus::Paused => report.warnings.push(format!(
                 "campaign {:?} is paused: its new contacts are dialed once it is resumed",
                 c.name
             )),
-            "cancelled" => report.warnings.push(format!(
+            CampaignStatus::Cancelled => report.warnings.push(format!(
                 "campaign {:?} is cancelled, so its new contacts will never be dialed; import them into a new campaign",
                 c.name
             )),
@@ -158,7 +159,7 @@ pub async fn import_file(
     let region = req.overrides.region.or(stored_region).or(defaults.region);
     let plan = pipeline::Plan {
         new_campaign: req.overrides.new_campaign(name, defaults),
-        existing: existing.map(|c| (c.id, c.status)),
+        existing: existing.map(|c| (c.id, c.status())),
     };
     let (rx, producer) = opened.spawn(region);
     pipeline::consume(store, plan, rx, producer, report).await

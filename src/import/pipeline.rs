@@ -27,6 +27,7 @@ use super::rows::{Item, Reject};
 use super::source::Producer;
 use super::{BATCH_ROWS, ImportError, ImportReport, MAX_STORED_REJECTS};
 use crate::clock::to_db_text;
+use crate::domain::CampaignStatus;
 use crate::phone::PhoneNumber;
 use crate::store::{
     BulkWriter, Checkpointer, ImportBatch, NewCampaign, NewContact, Store, StoredReject,
@@ -37,13 +38,13 @@ pub(crate) struct Plan {
     /// Settings to create it with, if it does not exist by the first batch.
     pub new_campaign: NewCampaign,
     /// Its id and status when it existed as the import started.
-    pub existing: Option<(i64, String)>,
+    pub existing: Option<(i64, CampaignStatus)>,
 }
 
 struct Writer {
     conn: BulkWriter,
     plan: Plan,
-    campaign: Option<(i64, String)>,
+    campaign: Option<(i64, CampaignStatus)>,
     import_id: Option<i64>,
     started_at: String,
     valid: Vec<NewContact>,
@@ -69,7 +70,7 @@ pub(crate) async fn consume(
     let checkpointer = Checkpointer::start(store).await?;
     let mut w = Writer {
         conn,
-        campaign: plan.existing.clone(),
+        campaign: plan.existing,
         plan,
         import_id: None,
         started_at: to_db_text(store.clock().now()),
@@ -137,7 +138,7 @@ impl Writer {
         let written = self
             .conn
             .write_batch(ImportBatch {
-                campaign: self.campaign.clone(),
+                campaign: self.campaign,
                 new_campaign: &self.plan.new_campaign,
                 import_id: self.import_id,
                 source: &report.source,

@@ -4,6 +4,8 @@
 
 use sqlx::{ConnectOptions, Connection, SqliteConnection};
 
+use crate::domain::CampaignStatus;
+
 use super::{ImportCounts, NewCampaign, NewContact, Store, StoredReject};
 
 /// A connection of its own for one import's writer (see
@@ -25,7 +27,7 @@ pub struct ImportBatch<'a> {
     /// The campaign's id and status, when known from an earlier batch or
     /// from before the import; otherwise it is looked up by name inside the
     /// transaction and created from `new_campaign` when missing.
-    pub campaign: Option<(i64, String)>,
+    pub campaign: Option<(i64, CampaignStatus)>,
     /// Settings to create the campaign with.
     pub new_campaign: &'a NewCampaign,
     /// The `imports` row, once the first batch created it.
@@ -49,7 +51,7 @@ pub struct ImportBatch<'a> {
 #[derive(Debug, Clone)]
 pub struct BatchWritten {
     /// The campaign's id and status after the batch.
-    pub campaign: (i64, String),
+    pub campaign: (i64, CampaignStatus),
     /// Whether this batch created the campaign.
     pub created: bool,
     /// The `imports` row.
@@ -107,7 +109,7 @@ impl BulkWriter {
                 None => {
                     created = true;
                     let id = store.insert_campaign_tx(&mut tx, b.new_campaign).await?;
-                    (id, "active".to_string())
+                    (id, CampaignStatus::Active)
                 }
             },
         };
@@ -126,9 +128,9 @@ impl BulkWriter {
         store
             .insert_rejects_tx(&mut tx, import_id, b.rejects)
             .await?;
-        if inserted > 0 && status == "completed" {
+        if inserted > 0 && status == CampaignStatus::Completed {
             store.reopen_campaign_tx(&mut tx, campaign_id).await?;
-            status = "active".to_string();
+            status = CampaignStatus::Active;
         }
         let mut counts = b.counts;
         counts.imported += inserted;

@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use sqlx::{Row, SqliteConnection};
 
 use super::Store;
+use crate::domain::CampaignStatus;
 use crate::phone::PhoneNumber;
 
 /// A validated contact ready to be inserted (its number already E.164).
@@ -103,7 +104,7 @@ impl Store {
         &self,
         conn: &mut SqliteConnection,
         name: &str,
-    ) -> sqlx::Result<Option<(i64, String)>> {
+    ) -> sqlx::Result<Option<(i64, CampaignStatus)>> {
         let row = sqlx::query("SELECT id, status FROM campaigns WHERE name = ?")
             .bind(name.trim())
             .fetch_optional(&mut *conn)
