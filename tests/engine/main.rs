@@ -12,3 +12,4 @@ mod property;
 mod reconcile;
 mod shutdown;
 mod storage;
+mod workers;
