@@ -142,3 +142,48 @@ impl Settings {
         usize::try_from(self.raw.provider.max_response_bytes).unwrap_or(usize::MAX)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    use super::super::Settings;
+
+    fn load(toml: &str) -> Settings {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dialerd.toml");
+        std::fs::write(&file, toml).unwrap();
+        Settings::load_with_env(Some(&file), &HashMap::new()).unwrap()
+    }
+
+    #[test]
+    fn each_section_carries_the_files_numbers_as_durations_in_their_units() {
+        let s = load(
+            "[daemon]\nshutdown_grace_secs = 7\nheartbeat_secs = 3\ncampaign_refresh_secs = 0.25\n\
+             [inbox]\ndir = \"/tmp/in\"\npoll_interval_secs = 1.5\nsettle_secs = 0\n\
+             [dispatch]\nretry_min_delay_ms = 250\nretry_max_delay_secs = 9\nmax_claim_wait_secs = 4\n\
+             [reconcile]\npoll_interval_secs = 12.5\nuncertain_grace_secs = 60\n\
+             [log]\nformat = \"json\"\nlevel = \"debug\"\n",
+        );
+        let d = s.daemon();
+        assert_eq!(d.shutdown_grace, Duration::from_secs(7));
+        assert_eq!(d.heartbeat, Duration::from_secs(3));
+        assert_eq!(d.campaign_refresh, Duration::from_millis(250));
+        let i = s.inbox();
+        assert_eq!(i.dir.as_deref(), Some(std::path::Path::new("/tmp/in")));
+        assert_eq!(i.poll_interval, Duration::from_millis(1500));
+        // Zero settle is allowed, but never a zero wait: the floor is 1 ms.
+        assert_eq!(i.settle, Duration::from_millis(1));
+        let p = s.dispatch();
+        assert_eq!(p.retry_min_delay, Duration::from_millis(250));
+        assert_eq!(p.retry_max_delay, Duration::from_secs(9));
+        assert_eq!(p.max_claim_wait, Duration::from_secs(4));
+        let r = s.reconcile();
+        assert_eq!(r.poll_interval, Duration::from_millis(12_500));
+        assert_eq!(r.uncertain_grace, Duration::from_secs(60));
+        let l = s.log();
+        assert!(l.json);
+        assert_eq!(l.level, "debug");
+    }
+}
