@@ -192,3 +192,25 @@ fn a_scheduler_step_counts_as_stalled_only_past_the_limit_and_only_while_unfinis
         None
     );
 }
+
+#[test]
+fn a_reload_reaches_every_workers_section_through_the_feed() {
+    let load = |vars: &[(&str, &str)]| {
+        let env = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        crate::config::Settings::load_with_env(None, &env).unwrap()
+    };
+    let feed = SettingsFeed::new(&load(&[]));
+    let (daemon, reconcile, inbox) = (feed.daemon(), feed.reconcile(), feed.inbox());
+    assert_eq!(daemon.borrow().campaign_refresh, Duration::from_secs(2));
+    feed.publish(&load(&[
+        ("DIALERD_DAEMON__CAMPAIGN_REFRESH_SECS", "0.5"),
+        ("DIALERD_RECONCILE__POLL_INTERVAL_SECS", "7"),
+        ("DIALERD_INBOX__POLL_INTERVAL_SECS", "3"),
+    ]));
+    assert_eq!(daemon.borrow().campaign_refresh, Duration::from_millis(500));
+    assert_eq!(reconcile.borrow().poll_interval, Duration::from_secs(7));
+    assert_eq!(inbox.borrow().poll_interval, Duration::from_secs(3));
+}
