@@ -31,6 +31,7 @@ mod campaigns;
 mod check;
 mod demo;
 mod dnc;
+mod exit;
 mod explain;
 mod export;
 mod import;
@@ -339,7 +340,7 @@ fn is_closed_pipe(e: &CliError) -> bool {
 /// Runs one parsed command.
 pub async fn execute(cli: Cli) -> Result<(), CliError> {
     let settings = Settings::load(cli.config.as_deref())?;
-    crate::telemetry::init(&settings.raw.log);
+    crate::telemetry::init(&settings.log());
     match cli.command {
         Command::CheckConfig => check::run(&settings),
         Command::Status { json } => status::run(&open(&settings).await?, &settings, json).await,

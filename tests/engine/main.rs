@@ -14,4 +14,6 @@ mod plan;
 mod policy;
 mod property;
 mod reconcile;
+mod shutdown;
 mod storage;
+mod workers;
