@@ -11,7 +11,9 @@ mod dialcheck;
 mod dispatcher;
 pub mod evidence;
 mod health;
+pub mod limits;
 pub mod policy;
+mod pooling;
 mod reconciler;
 pub mod retry;
 mod scheduler;
@@ -271,6 +273,9 @@ impl Engine {
         r.set_client(self.client());
         r.set_config(self.config());
         let report = r.step().await?;
+        drop(r);
+        // New costs may have reached a campaign's spend cap.
+        self.enforce_spend_caps().await?;
         self.finalised_total
             .fetch_add(report.finalised + report.timed_out, Ordering::Relaxed);
         Ok(report)

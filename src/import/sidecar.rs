@@ -30,9 +30,11 @@ pub fn parse(text: &str) -> Result<Sidecar, String> {
         let text = match value {
             toml::Value::String(s) => s.clone(),
             toml::Value::Integer(n) => n.to_string(),
+            // An amount (`max_cost = 12.50`); other keys refuse the text.
+            toml::Value::Float(f) => f.to_string(),
             other => {
                 return Err(format!(
-                    "key {key}: expected a string or a whole number, found a {}",
+                    "key {key}: expected a string or a number, found a {}",
                     other.type_str()
                 ));
             }

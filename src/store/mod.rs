@@ -11,6 +11,7 @@ mod daemon;
 mod dial;
 mod dnc;
 mod imports;
+mod pools;
 mod report;
 mod webhooks;
 
@@ -54,6 +55,7 @@ pub use daemon::*;
 pub use dial::*;
 pub use dnc::*;
 pub use imports::*;
+pub use pools::*;
 pub use report::*;
 pub use webhooks::*;
 
