@@ -45,6 +45,8 @@ pub(crate) struct SimCall {
     pub variant: u32,
     /// How its `time_of_call` is written.
     pub time_style: super::options::TimeStyle,
+    /// `--cost-per-min` and `--cost-per-call`.
+    pub rates: (f64, f64),
     /// The `requestId` its dispatch answer carried (an earlier call's under
     /// `--repeat-request-ids`).
     pub answered_request_id: i64,
@@ -255,6 +257,7 @@ impl SimState {
             talk_secs,
             variant,
             time_style: super::options::TimeStyle::of(o),
+            rates: (o.cost_per_min, o.cost_per_call),
             answered_request_id,
         });
         inner.calls.push_back(call.clone());
