@@ -257,8 +257,7 @@ async fn resume(
         .await
         .context("reading the campaign's spending")?;
     let estimate = settings.campaign_defaults.cost_estimate;
-    if let Some(reason) =
-        spend.and_then(|s| crate::engine::limits::cap_reached(&s, estimate, true))
+    if let Some(reason) = spend.and_then(|s| crate::engine::limits::cap_reached(&s, estimate, true))
     {
         return Err(CliError::msg(
             Exit::Failure,

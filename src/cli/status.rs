@@ -133,7 +133,10 @@ pub async fn run(store: &Store, settings: &Settings, json: bool) -> Result<(), C
 
 /// One line per campaign with a spend cap: spent, committed and the cap.
 fn spend_lines(rows: &[Record]) -> Vec<String> {
-    let capped: Vec<&Record> = rows.iter().filter(|r| r.text("max_cost").is_some()).collect();
+    let capped: Vec<&Record> = rows
+        .iter()
+        .filter(|r| r.text("max_cost").is_some())
+        .collect();
     if capped.is_empty() {
         return Vec::new();
     }

@@ -138,8 +138,12 @@ impl Engine {
                 let engine = self.clone();
                 let span = tracing::info_span!("attempt", campaign = %c.name, contact = claim.contact_id, attempt = claim.attempt_id);
                 tasks.spawn(
-                    async move { engine.send_and_record(claim, limits, permit, deadline).await }
-                        .instrument(span),
+                    async move {
+                        engine
+                            .send_and_record(claim, limits, permit, deadline)
+                            .await
+                    }
+                    .instrument(span),
                 );
             }
             // Reap finished sends as we go, so a long sweep does not accumulate them.

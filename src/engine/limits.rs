@@ -76,16 +76,17 @@ pub fn pick_number(state: &PoolState, callee: &str) -> Option<i64> {
         .map(|n| n.id)
 }
 
-/// When a number of a pool with none free next frees up: the earliest
-/// instant the oldest counted call of a capped number leaves its 24 h;
-/// without one (no active number), [`POOL_RECHECK`] from `now`.
+/// When a number of a pool whose numbers are (or are about to be) all at
+/// their caps next frees up: the earliest instant the oldest counted call
+/// of a capped number leaves its 24 h (a number without calls yet takes
+/// its first now); without an active number, [`POOL_RECHECK`] from `now`.
 pub fn pool_frees_at(state: &PoolState, now: DateTime<Utc>) -> DateTime<Utc> {
     let day = chrono::Duration::hours(24);
     state
         .numbers
         .iter()
-        .filter(|n| !is_free(n))
-        .map(|n| n.oldest_24h.map_or(now + day, |t| t + day).max(now))
+        .filter(|n| n.max_calls_per_day > 0)
+        .map(|n| n.oldest_24h.unwrap_or(now).max(now - day) + day)
         .min()
         .unwrap_or_else(|| crate::clock::plus(now, POOL_RECHECK))
 }
@@ -210,6 +211,9 @@ mod tests {
         assert_eq!(spend_room(&s, None), Some(1));
         s.spent = 6.0;
         let why = cap_reached(&s, None, false).unwrap();
-        assert!(why.starts_with("spend cap reached: 12.00 of 10.00"), "{why}");
+        assert!(
+            why.starts_with("spend cap reached: 12.00 of 10.00"),
+            "{why}"
+        );
     }
 }

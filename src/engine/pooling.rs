@@ -65,7 +65,10 @@ impl DialLimits {
     pub(crate) fn of(c: &Campaign) -> Self {
         Self {
             from_number_id: c.from_number_id,
-            pooled: c.caller_pool.as_deref().is_some_and(|p| !p.trim().is_empty()),
+            pooled: c
+                .caller_pool
+                .as_deref()
+                .is_some_and(|p| !p.trim().is_empty()),
             capped: c.max_cost.is_some(),
         }
     }
@@ -73,7 +76,8 @@ impl DialLimits {
 
 impl Engine {
     /// The room of campaign `c` for one claim round; `None` when its spend
-    /// cap is reached (the campaign is paused with the reason).
+    /// cap is reached (the campaign is paused with the reason) or the
+    /// attempts already claimed take what is left of it.
     pub(crate) async fn round_limits(
         &self,
         c: &Campaign,
@@ -84,11 +88,17 @@ impl Engine {
         if c.max_cost.is_some()
             && let Some(spend) = self.store.spend_state(c.id).await?
         {
-            if let Some(reason) = limits::cap_reached(&spend, estimate, true) {
+            if let Some(reason) = limits::cap_reached(&spend, estimate, false) {
                 self.pause_for_spend(c.id, &reason).await?;
                 return Ok(None);
             }
             limits.spend = limits::spend_room(&spend, estimate);
+            if limits.spend == Some(0) {
+                // The attempts claimed and not yet sent take the rest of
+                // the budget: they go out (each checked again at its try);
+                // the pause follows once they are accepted.
+                return Ok(None);
+            }
         }
         if let Some(pool) = c.caller_pool.as_deref().filter(|p| !p.trim().is_empty()) {
             let state = self.store.pool_state(pool, now).await?;

@@ -313,7 +313,11 @@ impl Store {
 
     /// Sets campaign `id`'s spend cap (`None` removes it); false when there
     /// is no such campaign.
-    pub async fn set_campaign_max_cost(&self, id: i64, max_cost: Option<f64>) -> sqlx::Result<bool> {
+    pub async fn set_campaign_max_cost(
+        &self,
+        id: i64,
+        max_cost: Option<f64>,
+    ) -> sqlx::Result<bool> {
         let n = sqlx::query("UPDATE campaigns SET max_cost = ?, updated_at = ? WHERE id = ?")
             .bind(max_cost)
             .bind(self.now_text())

@@ -8,6 +8,7 @@ mod dial_time;
 mod faults;
 mod helpers;
 mod policy;
+mod pools;
 mod property;
 mod reconcile;
 mod storage;
