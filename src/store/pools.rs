@@ -99,6 +99,9 @@ const POOL_SQL: &str = "SELECT n.id, CAST(n.phone_number AS TEXT), n.active, \
 
 type PoolRow = (i64, String, i64, i64, i64, Option<String>);
 
+/// max_cost, cost_estimate, spent, costed, awaiting, sending.
+type SpendRow = (Option<f64>, Option<f64>, f64, i64, i64, i64);
+
 async fn pool_in(
     conn: &mut sqlx::SqliteConnection,
     pool: &str,
@@ -276,7 +279,7 @@ impl Store {
 
     /// Campaign `campaign_id`'s spending now; `None` when it is gone.
     pub async fn spend_state(&self, campaign_id: i64) -> sqlx::Result<Option<SpendState>> {
-        let row: Option<(Option<f64>, Option<f64>, f64, i64, i64, i64)> = sqlx::query_as(
+        let row: Option<SpendRow> = sqlx::query_as(
             "SELECT CASE WHEN typeof(cp.max_cost) IN ('integer', 'real') THEN cp.max_cost END, \
                     CASE WHEN typeof(cp.cost_estimate) IN ('integer', 'real') THEN cp.cost_estimate END, \
                     COALESCE((SELECT SUM(a.cost) FROM attempts a WHERE a.campaign_id = cp.id), 0.0), \
