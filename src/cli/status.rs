@@ -143,11 +143,11 @@ fn spend_lines(rows: &[Record]) -> Vec<String> {
     let mut out = vec![String::new(), "spend caps".to_string()];
     for r in capped {
         out.push(format!(
-            "  {}: spent {}, committed {} (with calls awaiting their outcome) of max_cost {}",
-            r.text("campaign").unwrap_or_default(),
-            money(r.float("spent")),
-            money(r.float("cost_committed")),
-            money(r.float("max_cost")),
+            "  {}: spent {:.2}, committed {:.2} (with calls awaiting their outcome) of max_cost {:.2}",
+            clean(&r.text("campaign").unwrap_or_default()),
+            r.float("spent"),
+            r.float("cost_committed"),
+            r.float("max_cost"),
         ));
     }
     out

@@ -82,5 +82,29 @@ mod tests {
         );
         assert!(parse("window = [1]").unwrap_err().contains("key window"));
         assert!(parse("= nonsense").unwrap_err().contains("TOML"));
+        assert!(
+            parse("max_cost = -1.5")
+                .unwrap_err()
+                .starts_with("key max_cost")
+        );
+        assert!(
+            parse("caller_pool = \"\"")
+                .unwrap_err()
+                .starts_with("key caller_pool")
+        );
+        // A fraction is an amount only where an amount is asked for.
+        assert!(
+            parse("max_attempts = 2.5")
+                .unwrap_err()
+                .starts_with("key max_attempts")
+        );
+    }
+
+    #[test]
+    fn a_sidecar_sets_the_caller_pool_and_a_fractional_spend_cap() {
+        let s = parse("caller_pool = \"east\"\nmax_cost = 12.50\ncost_estimate = 1\n").unwrap();
+        assert_eq!(s.overrides.caller_pool.as_deref(), Some("east"));
+        assert_eq!(s.overrides.max_cost, Some(12.5));
+        assert_eq!(s.overrides.cost_estimate, Some(1.0));
     }
 }

@@ -8,6 +8,7 @@ mod dial_time;
 mod faults;
 mod helpers;
 mod policy;
+mod pool_cli;
 mod pools;
 mod property;
 mod reconcile;
