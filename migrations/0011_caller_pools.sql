@@ -11,6 +11,9 @@
 --   cap). `campaigns.cost_estimate`: the cost assumed for a call awaiting
 --   its outcome while the campaign has no reconciled cost to average (set
 --   from `campaign_defaults.cost_estimate` at import; NULL: none).
+-- * `campaign_spend(campaign_id, spent, costed)`: each campaign's reconciled
+--   cost and the number of attempts that have one, kept by triggers on
+--   `attempts` (read by the spend cap; the view sums the attempts itself).
 -- * `attempts.from_number_id`: the caller number the attempt's request
 --   carried (picked from the pool at the instant of dialing, or the
 --   campaign's `from_number_id`); a number's daily cap counts these.
@@ -32,6 +35,42 @@ ALTER TABLE campaigns ADD COLUMN caller_pool TEXT;
 ALTER TABLE campaigns ADD COLUMN max_cost REAL CHECK (max_cost IS NULL OR max_cost >= 0);
 ALTER TABLE campaigns ADD COLUMN cost_estimate REAL CHECK (cost_estimate IS NULL OR cost_estimate >= 0);
 ALTER TABLE attempts ADD COLUMN from_number_id INTEGER;
+
+-- Each campaign's reconciled cost, kept by triggers, so the spend cap is
+-- read in one row at every claim and every try rather than summed over a
+-- campaign's attempts (a second at a million attempts).
+CREATE TABLE campaign_spend (
+    campaign_id INTEGER PRIMARY KEY REFERENCES campaigns(id) ON DELETE CASCADE,
+    spent       REAL    NOT NULL DEFAULT 0,
+    costed      INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO campaign_spend (campaign_id, spent, costed)
+    SELECT campaign_id, COALESCE(SUM(cost), 0), COUNT(cost) FROM attempts GROUP BY campaign_id;
+
+CREATE TRIGGER campaign_spend_on_cost AFTER UPDATE OF cost ON attempts
+WHEN NEW.cost IS NOT OLD.cost
+BEGIN
+    INSERT OR IGNORE INTO campaign_spend (campaign_id) VALUES (NEW.campaign_id);
+    UPDATE campaign_spend
+       SET spent = spent + COALESCE(NEW.cost, 0) - COALESCE(OLD.cost, 0),
+           costed = costed + (NEW.cost IS NOT NULL) - (OLD.cost IS NOT NULL)
+     WHERE campaign_id = NEW.campaign_id;
+END;
+
+CREATE TRIGGER campaign_spend_on_insert AFTER INSERT ON attempts
+WHEN NEW.cost IS NOT NULL
+BEGIN
+    INSERT OR IGNORE INTO campaign_spend (campaign_id) VALUES (NEW.campaign_id);
+    UPDATE campaign_spend SET spent = spent + NEW.cost, costed = costed + 1
+     WHERE campaign_id = NEW.campaign_id;
+END;
+
+CREATE TRIGGER campaign_spend_on_delete AFTER DELETE ON attempts
+WHEN OLD.cost IS NOT NULL
+BEGIN
+    UPDATE campaign_spend SET spent = spent - OLD.cost, costed = costed - 1
+     WHERE campaign_id = OLD.campaign_id;
+END;
 
 -- A number's placed calls in the last 24 h, read by every pick.
 CREATE INDEX attempts_by_from_number ON attempts(from_number_id, sent_at)

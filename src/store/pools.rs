@@ -277,18 +277,20 @@ impl Store {
         Ok(PoolPick::Picked(id))
     }
 
-    /// Campaign `campaign_id`'s spending now; `None` when it is gone.
+    /// Campaign `campaign_id`'s spending now (the reconciled cost from
+    /// `campaign_spend`, the open calls through `attempts_by_campaign`'s
+    /// NULL outcomes: a few rows however large the campaign); `None` when
+    /// it is gone.
     pub async fn spend_state(&self, campaign_id: i64) -> sqlx::Result<Option<SpendState>> {
         let row: Option<SpendRow> = sqlx::query_as(
             "SELECT CASE WHEN typeof(cp.max_cost) IN ('integer', 'real') THEN cp.max_cost END, \
                     CASE WHEN typeof(cp.cost_estimate) IN ('integer', 'real') THEN cp.cost_estimate END, \
-                    COALESCE((SELECT SUM(a.cost) FROM attempts a WHERE a.campaign_id = cp.id), 0.0), \
-                    (SELECT COUNT(a.cost) FROM attempts a WHERE a.campaign_id = cp.id), \
+                    CAST(COALESCE(s.spent, 0) AS REAL), COALESCE(s.costed, 0), \
                     (SELECT COUNT(*) FROM attempts a WHERE a.campaign_id = cp.id AND a.outcome IS NULL \
                         AND (a.state = 'accepted' OR a.state = 'uncertain')), \
                     (SELECT COUNT(*) FROM attempts a WHERE a.campaign_id = cp.id AND a.outcome IS NULL \
                         AND a.state = 'sending') \
-             FROM campaigns cp WHERE cp.id = ?",
+             FROM campaigns cp LEFT JOIN campaign_spend s ON s.campaign_id = cp.id WHERE cp.id = ?",
         )
         .bind(campaign_id)
         .fetch_optional(&self.pool)

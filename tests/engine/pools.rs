@@ -331,6 +331,9 @@ async fn a_campaign_with_an_estimate_places_no_call_past_its_spend_cap() {
             scalar(&w, "SELECT CAST(spent AS INTEGER) FROM campaign_progress").await,
             5
         );
+        // The running total the cap reads agrees with the attempts.
+        let agrees = "SELECT (SELECT spent FROM campaign_spend) = (SELECT SUM(cost) FROM attempts)";
+        assert_eq!(scalar(&w, agrees).await, 1);
         // Nothing more is placed, however often the sweeps come.
         for _ in 0..3 {
             w.sweep(c).await;
