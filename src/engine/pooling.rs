@@ -152,52 +152,55 @@ impl Engine {
         req: &mut DispatchRequest,
         picked: &mut bool,
     ) -> Result<(), SendResult> {
-        let now = self.clock.now();
-        let unread = |what: &str, e: &dyn std::fmt::Display| {
-            tracing::error!(error = %e, "the dial-time check cannot read the {what}; not sent");
-            SendResult::NotSent {
-                error: format!("not sent: the dial-time check could not read the {what} ({e})"),
-                retry_at: now,
-            }
-        };
         if limits.capped {
-            let spend = self
-                .store
-                .spend_state(claim.campaign_id)
-                .await
-                .map_err(|e| unread("campaign's spending", &e))?;
-            let estimate = self.config().defaults.cost_estimate;
-            if let Some(reason) = spend.and_then(|s| limits::cap_reached(&s, estimate, false)) {
-                if let Err(e) = self.pause_for_spend(claim.campaign_id, &reason).await {
-                    tracing::error!(error = %e, "cannot pause the campaign for its spend cap");
-                }
-                return Err(SendResult::Refused {
-                    error: format!("not sent: {reason}"),
-                    release: Release::HandBack {
-                        due: None,
-                        reason: HoldReason::SpendCap,
-                    },
-                });
-            }
+            self.spend_at_dial(claim).await?;
         }
-        if !limits.pooled || *picked {
+        if limits.pooled && !*picked {
+            req.from_number_id = self.pick_at_dial(claim).await?.or(req.from_number_id);
+            *picked = true;
+        }
+        Ok(())
+    }
+
+    /// The spend cap at the instant of a try: reached, the campaign is
+    /// paused and the contact held `spend_cap`.
+    async fn spend_at_dial(&self, claim: &Claimed) -> Result<(), SendResult> {
+        let spend = self
+            .store
+            .spend_state(claim.campaign_id)
+            .await
+            .map_err(|e| self.unread("campaign's spending", &e))?;
+        let estimate = self.config().defaults.cost_estimate;
+        let Some(reason) = spend.and_then(|s| limits::cap_reached(&s, estimate, false)) else {
             return Ok(());
+        };
+        if let Err(e) = self.pause_for_spend(claim.campaign_id, &reason).await {
+            tracing::error!(error = %e, "cannot pause the campaign for its spend cap");
         }
+        Err(SendResult::Refused {
+            error: format!("not sent: {reason}"),
+            release: Release::HandBack {
+                due: None,
+                reason: HoldReason::SpendCap,
+            },
+        })
+    }
+
+    /// Picks the try's caller number from its campaign's pool, now: `Ok(None)`
+    /// when the campaign no longer has a pool (its own `from_number_id`
+    /// applies); no number free, the contact is held `pool` until one frees up.
+    async fn pick_at_dial(&self, claim: &Claimed) -> Result<Option<i64>, SendResult> {
+        let now = self.clock.now();
         let pick = self
             .store
             .pick_caller_number(claim.attempt_id, now, |pool| {
                 limits::pick_number(pool, &claim.to_number)
             })
             .await
-            .map_err(|e| unread("caller pool", &e))?;
+            .map_err(|e| self.unread("caller pool", &e))?;
         match pick {
-            PoolPick::Picked(id) => {
-                req.from_number_id = Some(id);
-                *picked = true;
-                Ok(())
-            }
-            // The pool was removed from the campaign meanwhile.
-            PoolPick::NoPool => Ok(()),
+            PoolPick::Picked(id) => Ok(Some(id)),
+            PoolPick::NoPool => Ok(None),
             PoolPick::NoneFree(pool) => {
                 let why = limits::pool_hold_text(&pool, now);
                 tracing::info!(%why, "no caller number free; nothing sent");
@@ -213,6 +216,15 @@ impl Engine {
                 error: "not sent: the attempt is no longer sending".into(),
                 release: Release::Untouched,
             }),
+        }
+    }
+
+    /// A check that could not read the database: nothing is sent.
+    fn unread(&self, what: &str, e: &sqlx::Error) -> SendResult {
+        tracing::error!(error = %e, "the dial-time check cannot read the {what}; not sent");
+        SendResult::NotSent {
+            error: format!("not sent: the dial-time check could not read the {what} ({e})"),
+            retry_at: self.clock.now(),
         }
     }
 }
