@@ -437,3 +437,33 @@ async fn a_try_after_the_cap_was_reached_is_not_sent_and_the_contact_is_held() {
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retry_of_a_contact_goes_out_from_another_number_of_the_pool() {
+    within(async {
+        let w = World::manual_now(&["--outcomes", "no_answer=100"], |_| {}).await;
+        add_number(&w.store, 1, "+16505550101", "main", None).await;
+        add_number(&w.store, 2, "+16505550102", "main", None).await;
+        let c = w
+            .campaign(CampaignSpec {
+                name: "retry".into(),
+                max_attempts: 2,
+                ..Default::default()
+            })
+            .await;
+        w.sql(&format!(
+            "UPDATE campaigns SET caller_pool = 'main' WHERE id = {c}"
+        ))
+        .await;
+        w.add_uk_contacts(c, 1).await;
+        w.run_to_idle(100).await;
+        let from: Vec<Option<i64>> = w
+            .journal()
+            .iter()
+            .filter(|e| e.placed)
+            .map(|e| e.from_number_id)
+            .collect();
+        assert_eq!(from, vec![Some(1), Some(2)], "the retry reused the number");
+    })
+    .await
+}
