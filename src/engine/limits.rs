@@ -132,8 +132,13 @@ pub fn cap_reached(s: &SpendState, default: Option<f64>, claimed: bool) -> Optio
         let open = s.awaiting + if claimed { s.sending } else { 0 };
         let each = per_call_estimate(s, default)
             .map_or_else(|| "not estimated".to_string(), |e| format!("{e:.2} each"));
+        let calls = if open == 1 {
+            "1 call awaiting its outcome".to_string()
+        } else {
+            format!("{open} calls awaiting their outcome")
+        };
         format!(
-            "spend cap reached: {committed:.2} of {max:.2} (spent {:.2}; {open} calls awaiting their outcome, {each})",
+            "spend cap reached: {committed:.2} of {max:.2} (spent {:.2}; {calls}, {each})",
             s.spent
         )
     })
