@@ -166,6 +166,11 @@ text_enum!(
         /// The API asked to wait (`Retry-After`, backoff), or the claim waited
         /// longer than `dispatch.max_claim_wait_secs` for its turn.
         ServerWait => "server_wait",
+        /// The campaign's caller pool had no number free (all disabled, at
+        /// their daily cap, or none at all): held until one frees up.
+        Pool => "pool",
+        /// The campaign reached its spend cap (`campaigns.max_cost`).
+        SpendCap => "spend_cap",
     }
 );
 

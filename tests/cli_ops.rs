@@ -225,10 +225,10 @@ async fn status_counts_contacts_held_back_and_why() {
         .split_whitespace()
         .collect::<Vec<_>>();
     // HELD BACK, DNC, OUTSIDE WINDOW, QUIET HOURS, REGION HOURS, PER-NUMBER
-    // CAP, LIVE ATTEMPT ELSEWHERE.
+    // CAP, LIVE ATTEMPT ELSEWHERE, NO CALLER NUMBER, SPEND CAP.
     assert_eq!(
         spring_held[2..],
-        ["3", "1", "1", "0", "0", "1", "0"],
+        ["3", "1", "1", "0", "0", "1", "0", "0", "0"],
         "{out}"
     );
 }

@@ -424,7 +424,8 @@ async fn the_journal_has_exactly_one_line_per_request_under_200_concurrent_dispa
             "call_context",
             "result",
             "placed",
-            "request_id"
+            "request_id",
+            "from_number_id"
         ])
     );
 

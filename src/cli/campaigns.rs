@@ -6,6 +6,7 @@ use anyhow::Context;
 
 use super::CampaignsCmd;
 use super::status::{Table, clean, money, status_cell};
+use crate::config::Settings;
 use crate::domain::CampaignStatus;
 use crate::error::{CliError, Exit};
 use crate::store::{CampaignRef, Record, Store};
@@ -24,12 +25,14 @@ const NOT_PROGRESS: &[&str] = &[
 ];
 
 /// Runs a `campaigns` subcommand.
-pub async fn run(store: &Store, cmd: CampaignsCmd) -> Result<(), CliError> {
+pub async fn run(store: &Store, settings: &Settings, cmd: CampaignsCmd) -> Result<(), CliError> {
     match cmd {
         CampaignsCmd::List => list(store).await,
         CampaignsCmd::Show { name } => show(store, &name).await,
         CampaignsCmd::Pause { name } => change(store, &name, CampaignStatus::Paused).await,
-        CampaignsCmd::Resume { name } => change(store, &name, CampaignStatus::Active).await,
+        CampaignsCmd::Resume { name, max_cost } => {
+            resume(store, settings, &name, max_cost.as_deref()).await
+        }
         CampaignsCmd::Cancel { name } => change(store, &name, CampaignStatus::Cancelled).await,
     }
 }
@@ -143,8 +146,14 @@ async fn show(store: &Store, name: &str) -> Result<(), CliError> {
         .columns()
         .filter(|(col, _)| !NOT_PROGRESS.contains(col))
     {
-        let value = if col.ends_with("cost") {
-            money(progress.float(col))
+        let value = if col.ends_with("cost") || matches!(col, "spent" | "cost_committed") {
+            match progress.text(col) {
+                // No spend cap.
+                None => "-".to_string(),
+                Some(_) => money(progress.float(col)),
+            }
+        } else if col == "caller_pool" {
+            text(&progress, col)
         } else {
             progress.int(col).to_string()
         };
@@ -222,6 +231,43 @@ async fn change(store: &Store, name: &str, target: CampaignStatus) -> Result<(),
     }
     outln!("a running daemon applies this within seconds");
     Ok(())
+}
+
+/// `campaigns resume NAME [--max-cost AMOUNT]`: sets the spend cap first
+/// when given, and refuses while the committed cost is at or over the cap
+/// (the daemon would pause it again at once).
+async fn resume(
+    store: &Store,
+    settings: &Settings,
+    name: &str,
+    max_cost: Option<&str>,
+) -> Result<(), CliError> {
+    let c = find(store, name).await?;
+    if let Some(text) = max_cost {
+        let cost = crate::import::parse_cost(text)
+            .map_err(|m| CliError::msg(Exit::Usage, format!("--max-cost: {m}")))?;
+        store
+            .set_campaign_max_cost(c.id, Some(cost))
+            .await
+            .context("setting the campaign's max_cost")?;
+        outln!("campaign {:?}: max_cost set to {cost:.2}", c.name);
+    }
+    let spend = store
+        .spend_state(c.id)
+        .await
+        .context("reading the campaign's spending")?;
+    let estimate = settings.campaign_defaults.cost_estimate;
+    if let Some(reason) = spend.and_then(|s| crate::engine::limits::cap_reached(&s, estimate, true))
+    {
+        return Err(CliError::msg(
+            Exit::Failure,
+            format!(
+                "campaign {:?} not resumed: {reason}; raise the cap with `dialerd campaigns resume {} --max-cost AMOUNT`",
+                c.name, c.name
+            ),
+        ));
+    }
+    change(store, name, CampaignStatus::Active).await
 }
 
 /// Why moving from `current` to `target` is refused, if it is.

@@ -40,7 +40,7 @@ pub async fn run(settings: &Settings, args: ImportArgs) -> Result<(), CliError> 
 /// The import the flags describe.
 fn request(a: ImportArgs) -> Result<ImportRequest, CliError> {
     let mut o = CampaignOverrides::default();
-    let flags: [(&str, &str, Option<String>); 8] = [
+    let flags: [(&str, &str, Option<String>); 10] = [
         ("agent_id", "--agent-id", a.agent_id.map(|v| v.to_string())),
         (
             "from_number_id",
@@ -61,6 +61,8 @@ fn request(a: ImportArgs) -> Result<ImportRequest, CliError> {
             a.retry_delay.map(|v| v.to_string()),
         ),
         ("region", "--region", a.region),
+        ("caller_pool", "--caller-pool", a.caller_pool),
+        ("max_cost", "--max-cost", a.max_cost),
     ];
     for (key, flag, value) in flags {
         if let Some(v) = value {

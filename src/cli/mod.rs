@@ -35,6 +35,7 @@ mod exit;
 mod explain;
 mod export;
 mod import;
+mod numbers;
 pub mod plan;
 mod run;
 mod status;
@@ -98,6 +99,40 @@ pub enum Command {
     Webhooks(WebhooksCmd),
     /// Without dialing: who the next sweep of a campaign calls, who not and why, and when it could finish.
     Plan(PlanArgs),
+    /// Caller numbers (the API's from_number_ids), grouped in pools.
+    #[command(subcommand)]
+    Numbers(NumbersCmd),
+}
+
+/// `numbers` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum NumbersCmd {
+    /// Add caller number ID (the API's from_number_id) to a pool.
+    Add {
+        /// The API's from_number_id of the number.
+        id: i64,
+        /// The caller number (E.164, or national with --region).
+        number: String,
+        /// The pool it joins.
+        #[arg(long)]
+        pool: String,
+        /// Its cap of placed calls in any rolling 24 h (default: none).
+        #[arg(long, value_name = "N")]
+        max_per_day: Option<u32>,
+        /// Region for a number without a country code.
+        #[arg(long)]
+        region: Option<String>,
+    },
+    /// Every caller number with its pool, state, cap and calls in the last 24 h.
+    List {
+        /// Print JSON (an array, one object per number).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take a number out of rotation (its history is kept).
+    Disable { id: i64 },
+    /// Put a number back in rotation.
+    Enable { id: i64 },
 }
 
 /// `plan` options.
@@ -163,6 +198,14 @@ pub struct ImportArgs {
     /// Default region (US, GB, ...) for numbers without a country code.
     #[arg(long)]
     pub region: Option<String>,
+    /// Caller pool whose numbers the calls go out from (see `dialerd numbers`);
+    /// a campaign with a pool never dials without one of its numbers.
+    #[arg(long, value_name = "NAME")]
+    pub caller_pool: Option<String>,
+    /// Spend cap: the campaign pauses once reconciled cost plus the estimate
+    /// for calls awaiting their outcome reaches it.
+    #[arg(long, value_name = "AMOUNT")]
+    pub max_cost: Option<String>,
     /// SQLite source: the table to read.
     #[arg(long, conflicts_with = "query")]
     pub table: Option<String>,
@@ -183,8 +226,14 @@ pub enum CampaignsCmd {
     Show { name: String },
     /// Stop dispatching a campaign (calls in flight finish).
     Pause { name: String },
-    /// Resume a paused campaign.
-    Resume { name: String },
+    /// Resume a paused campaign. A campaign paused at its spend cap resumes
+    /// only once the cap is above its committed cost: raise it with --max-cost.
+    Resume {
+        name: String,
+        /// Set the campaign's spend cap (campaigns.max_cost) first.
+        #[arg(long, value_name = "AMOUNT")]
+        max_cost: Option<String>,
+    },
     /// Cancel a campaign: nothing more is dialed.
     Cancel { name: String },
 }
@@ -344,7 +393,7 @@ pub async fn execute(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::CheckConfig => check::run(&settings),
         Command::Status { json } => status::run(&open(&settings).await?, &settings, json).await,
-        Command::Campaigns(cmd) => campaigns::run(&open(&settings).await?, cmd).await,
+        Command::Campaigns(cmd) => campaigns::run(&open(&settings).await?, &settings, cmd).await,
         Command::Dnc(cmd) => dnc::run(&open(&settings).await?, &settings, cmd).await,
         Command::Dispatch(DispatchCmd::Resume) => {
             let store = open(&settings).await?;
@@ -367,6 +416,7 @@ pub async fn execute(cli: Cli) -> Result<(), CliError> {
         Command::Explain(args) => explain::run(&open(&settings).await?, &settings, args).await,
         Command::Webhooks(cmd) => webhooks::run(&settings, cmd).await,
         Command::Plan(args) => plan::run(&open_existing(&settings).await?, &settings, args).await,
+        Command::Numbers(cmd) => numbers::run(&open(&settings).await?, &settings, cmd).await,
     }
 }
 

@@ -50,6 +50,8 @@ const HELD_COLUMNS: &[(&str, &str)] = &[
     ("held_region", "REGION HOURS"),
     ("held_cap", "PER-NUMBER CAP"),
     ("held_live_attempt", "LIVE ATTEMPT ELSEWHERE"),
+    ("held_pool", "NO CALLER NUMBER"),
+    ("held_spend_cap", "SPEND CAP"),
 ];
 
 /// Prints the progress of every campaign, the daemon's state and any global
@@ -123,7 +125,32 @@ pub async fn run(store: &Store, settings: &Settings, json: bool) -> Result<(), C
         "{}",
         progress_table(&campaigns, HELD_COLUMNS, None).render()
     );
+    for line in spend_lines(&campaigns) {
+        outln!("{line}");
+    }
     Ok(())
+}
+
+/// One line per campaign with a spend cap: spent, committed and the cap.
+fn spend_lines(rows: &[Record]) -> Vec<String> {
+    let capped: Vec<&Record> = rows
+        .iter()
+        .filter(|r| r.text("max_cost").is_some())
+        .collect();
+    if capped.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec![String::new(), "spend caps".to_string()];
+    for r in capped {
+        out.push(format!(
+            "  {}: spent {:.2}, committed {:.2} (with calls awaiting their outcome) of max_cost {:.2}",
+            clean(&r.text("campaign").unwrap_or_default()),
+            r.float("spent"),
+            r.float("cost_committed"),
+            r.float("max_cost"),
+        ));
+    }
+    out
 }
 
 /// The outbox in one line, when webhooks are on or events are left in it.

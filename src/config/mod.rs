@@ -80,6 +80,9 @@ pub struct CampaignDefaults {
     pub retry_delay_secs: u64,
     pub region: Option<phonenumber::country::Id>,
     pub retry_outcomes: Vec<Outcome>,
+    /// The cost assumed per call awaiting its outcome, for the spend cap,
+    /// while a campaign has no reconciled cost to average.
+    pub cost_estimate: Option<f64>,
 }
 
 /// The validated configuration.
@@ -117,6 +120,9 @@ impl crate::store::NewCampaign {
             retry_delay_secs: d.retry_delay_secs,
             retry_outcomes: d.retry_outcomes.clone(),
             region: d.region,
+            caller_pool: None,
+            max_cost: None,
+            cost_estimate: d.cost_estimate,
         }
     }
 }
@@ -169,6 +175,15 @@ impl Settings {
                 .map_err(|m| invalid("campaign_defaults.region", m))?,
             retry_outcomes: parse_outcomes(&d.retry_outcomes)
                 .map_err(|m| invalid("campaign_defaults.retry_outcomes", m))?,
+            cost_estimate: match d.cost_estimate {
+                Some(c) if !(c.is_finite() && c >= 0.0) => {
+                    return Err(invalid(
+                        "campaign_defaults.cost_estimate",
+                        format!("{c} is not a cost (a number, 0 or more)"),
+                    ));
+                }
+                c => c,
+            },
         };
         let base_url = raw.provider.base_url.trim_end_matches('/').to_string();
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {

@@ -151,6 +151,8 @@ pub struct RawCampaignDefaults {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     pub retry_outcomes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_estimate: Option<f64>,
 }
 
 impl Default for RawCampaignDefaults {
@@ -167,6 +169,7 @@ impl Default for RawCampaignDefaults {
             retry_outcomes: ["no_answer", "busy", "failed", "voicemail"]
                 .map(String::from)
                 .to_vec(),
+            cost_estimate: None,
         }
     }
 }

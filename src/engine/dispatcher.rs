@@ -12,6 +12,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use super::pooling::DialLimits;
 use super::{Engine, policy, retry};
 use chrono::{DateTime, Utc};
 
@@ -94,6 +95,9 @@ impl Engine {
                 break;
             };
             let now = self.clock.now();
+            let Some(mut room) = self.round_limits(c, now).await? else {
+                break;
+            };
             let deadline = after(now, self.config().max_claim_wait);
             let mut dial_slots = permits.len();
             let round = self
@@ -103,6 +107,10 @@ impl Engine {
                     if matches!(decision, ClaimDecision::Dial { .. }) {
                         if dial_slots == 0 {
                             return None;
+                        }
+                        // The caller pool and the spend cap have their say.
+                        if let Some(instead) = room.admit() {
+                            return instead;
                         }
                         dial_slots -= 1;
                     }
@@ -125,13 +133,17 @@ impl Engine {
                 // next fire looks again.
                 break;
             }
+            let limits = DialLimits::of(c);
             for (claim, permit) in claimed.into_iter().zip(permits) {
                 let engine = self.clone();
-                let from = c.from_number_id;
                 let span = tracing::info_span!("attempt", campaign = %c.name, contact = claim.contact_id, attempt = claim.attempt_id);
                 tasks.spawn(
-                    async move { engine.send_and_record(claim, from, permit, deadline).await }
-                        .instrument(span),
+                    async move {
+                        engine
+                            .send_and_record(claim, limits, permit, deadline)
+                            .await
+                    }
+                    .instrument(span),
                 );
             }
             // Reap finished sends as we go, so a long sweep does not accumulate them.
@@ -190,7 +202,7 @@ impl Engine {
     async fn send_and_record(
         self: Arc<Self>,
         claim: Claimed,
-        from_number_id: Option<i64>,
+        limits: DialLimits,
         permit: OwnedSemaphorePermit,
         deadline: DateTime<Utc>,
     ) -> SendResult {
@@ -213,7 +225,7 @@ impl Engine {
         let (result, tries): (SendResult, Tries) = match slot {
             Ok(slot) => {
                 metrics::gauge!("dialerd_attempts_in_flight").increment(1.0);
-                let sent = self.send(&claim, from_number_id, deadline).await;
+                let sent = self.send(&claim, limits, deadline).await;
                 metrics::gauge!("dialerd_attempts_in_flight").decrement(1.0);
                 drop(slot);
                 sent
@@ -250,16 +262,17 @@ impl Engine {
     async fn send(
         &self,
         claim: &Claimed,
-        from_number_id: Option<i64>,
+        limits: DialLimits,
         deadline: DateTime<Utc>,
     ) -> (SendResult, Tries) {
         let cfg = self.config();
-        let req = DispatchRequest {
+        let mut req = DispatchRequest {
             agent_id: claim.agent_id,
             to_number: claim.to_number.clone(),
             call_context: context_object(&claim.call_context),
-            from_number_id,
+            from_number_id: limits.from_number_id,
         };
+        let mut picked = false;
         let mut delays = retry::backoff(
             cfg.retry_min_delay,
             cfg.retry_max_delay,
@@ -276,6 +289,12 @@ impl Engine {
         );
         loop {
             if let Err(unsent) = self.ready_to_try(claim, deadline).await {
+                return (unsent, tries);
+            }
+            if let Err(unsent) = self
+                .limits_at_dial(claim, limits, &mut req, &mut picked)
+                .await
+            {
                 return (unsent, tries);
             }
             tries.sent(self.clock.now());

@@ -12,7 +12,9 @@ mod dispatcher;
 pub mod evidence;
 mod health;
 pub mod optout;
+pub mod limits;
 pub mod policy;
+mod pooling;
 mod reconciler;
 pub mod retry;
 mod scheduler;
@@ -279,6 +281,13 @@ impl Engine {
         r.set_client(self.client());
         r.set_config(self.config());
         let report = r.step().await?;
+        drop(r);
+        // New costs may have reached a campaign's spend cap. The round's
+        // work is recorded either way; a failed check is tried next round
+        // (and every claim and try checks the cap too).
+        if let Err(e) = self.enforce_spend_caps().await {
+            tracing::error!(error = %e, "cannot check the campaigns' spend caps");
+        }
         self.finalised_total
             .fetch_add(report.finalised + report.timed_out, Ordering::Relaxed);
         Ok(report)

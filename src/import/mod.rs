@@ -29,7 +29,7 @@ use std::path::PathBuf;
 
 pub use header::{PHONE_COLUMNS, normalise as normalise_header};
 pub use inbox::{InboxOutcome, InboxWatcher};
-pub use overrides::{CampaignOverrides, SETTING_KEYS};
+pub use overrides::{CampaignOverrides, SETTING_KEYS, parse_cost};
 pub use report::ImportReport;
 pub use rows::{MAX_CELL_BYTES, Reject, validate_direct};
 pub use source::check_input;

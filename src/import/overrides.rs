@@ -14,7 +14,7 @@ use crate::store::{Campaign, NewCampaign};
 
 /// The setting names, as sidecar keys (flags use hyphens; `retry_delay_secs`
 /// is `--retry-delay`).
-pub const SETTING_KEYS: [&str; 8] = [
+pub const SETTING_KEYS: [&str; 11] = [
     "agent_id",
     "from_number_id",
     "schedule",
@@ -23,6 +23,9 @@ pub const SETTING_KEYS: [&str; 8] = [
     "max_attempts",
     "retry_delay_secs",
     "region",
+    "caller_pool",
+    "max_cost",
+    "cost_estimate",
 ];
 
 /// Settings that override the campaign defaults, each already validated.
@@ -44,6 +47,21 @@ pub struct CampaignOverrides {
     pub retry_delay_secs: Option<u64>,
     /// Region for numbers without a country code.
     pub region: Option<Id>,
+    /// The caller pool the calls go out from.
+    pub caller_pool: Option<String>,
+    /// The spend cap.
+    pub max_cost: Option<f64>,
+    /// The cost assumed per call awaiting its outcome.
+    pub cost_estimate: Option<f64>,
+}
+
+/// A cost: a finite number, 0 or more (`12`, `12.50`).
+pub fn parse_cost(v: &str) -> Result<f64, String> {
+    v.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|c| c.is_finite() && *c >= 0.0)
+        .ok_or_else(|| format!("{v:?} is not an amount (a number, 0 or more, like 12.50)"))
 }
 
 impl CampaignOverrides {
@@ -75,6 +93,14 @@ impl CampaignOverrides {
                 );
             }
             "region" => self.region = Some(parse_region(v)?),
+            "caller_pool" => {
+                if v.is_empty() {
+                    return Err("the pool name must not be empty".into());
+                }
+                self.caller_pool = Some(v.to_string());
+            }
+            "max_cost" => self.max_cost = Some(parse_cost(v)?),
+            "cost_estimate" => self.cost_estimate = Some(parse_cost(v)?),
             other => {
                 return Err(format!(
                     "unknown setting {other:?} (known: campaign, {})",
@@ -98,6 +124,9 @@ impl CampaignOverrides {
         c.max_attempts = self.max_attempts.unwrap_or(c.max_attempts);
         c.retry_delay_secs = self.retry_delay_secs.unwrap_or(c.retry_delay_secs);
         c.region = self.region.or(c.region);
+        c.caller_pool = self.caller_pool.clone().or(c.caller_pool);
+        c.max_cost = self.max_cost.or(c.max_cost);
+        c.cost_estimate = self.cost_estimate.or(c.cost_estimate);
         c
     }
 
@@ -153,6 +182,22 @@ impl CampaignOverrides {
             "region",
             self.region.map(|r| format!("{r:?}")),
             c.region.clone().unwrap_or_else(|| "none".into()),
+        );
+        diff(
+            "caller_pool",
+            self.caller_pool.clone(),
+            c.caller_pool.clone().unwrap_or_else(|| "none".into()),
+        );
+        let cost = |v: Option<f64>| v.map_or("none".to_string(), |v| format!("{v:.2}"));
+        diff(
+            "max_cost",
+            self.max_cost.map(|v| format!("{v:.2}")),
+            cost(c.max_cost),
+        );
+        diff(
+            "cost_estimate",
+            self.cost_estimate.map(|v| format!("{v:.2}")),
+            cost(c.cost_estimate),
         );
         out
     }

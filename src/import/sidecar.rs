@@ -30,9 +30,11 @@ pub fn parse(text: &str) -> Result<Sidecar, String> {
         let text = match value {
             toml::Value::String(s) => s.clone(),
             toml::Value::Integer(n) => n.to_string(),
+            // An amount (`max_cost = 12.50`); other keys refuse the text.
+            toml::Value::Float(f) => f.to_string(),
             other => {
                 return Err(format!(
-                    "key {key}: expected a string or a whole number, found a {}",
+                    "key {key}: expected a string or a number, found a {}",
                     other.type_str()
                 ));
             }
@@ -80,5 +82,29 @@ mod tests {
         );
         assert!(parse("window = [1]").unwrap_err().contains("key window"));
         assert!(parse("= nonsense").unwrap_err().contains("TOML"));
+        assert!(
+            parse("max_cost = -1.5")
+                .unwrap_err()
+                .starts_with("key max_cost")
+        );
+        assert!(
+            parse("caller_pool = \"\"")
+                .unwrap_err()
+                .starts_with("key caller_pool")
+        );
+        // A fraction is an amount only where an amount is asked for.
+        assert!(
+            parse("max_attempts = 2.5")
+                .unwrap_err()
+                .starts_with("key max_attempts")
+        );
+    }
+
+    #[test]
+    fn a_sidecar_sets_the_caller_pool_and_a_fractional_spend_cap() {
+        let s = parse("caller_pool = \"east\"\nmax_cost = 12.50\ncost_estimate = 1\n").unwrap();
+        assert_eq!(s.overrides.caller_pool.as_deref(), Some("east"));
+        assert_eq!(s.overrides.max_cost, Some(12.5));
+        assert_eq!(s.overrides.cost_estimate, Some(1.0));
     }
 }

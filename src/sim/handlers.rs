@@ -113,6 +113,7 @@ async fn dispatch(
         result: DispatchResult::Invalid,
         placed: false,
         request_id: None,
+        from_number_id: field("from_number_id").and_then(Value::as_i64),
     };
     let record = |entry: JournalEntry| {
         st.counters.results[entry.result as usize].fetch_add(1, Ordering::Relaxed);

@@ -105,6 +105,9 @@ pub struct JournalEntry {
     pub placed: bool,
     /// The `requestId` of the placed call; `null` when not placed.
     pub request_id: Option<i64>,
+    /// The request's `from_number_id`, when it had an integer one.
+    #[serde(default)]
+    pub from_number_id: Option<i64>,
 }
 
 /// `2026-11-25T08:00:00.123Z`.

@@ -39,6 +39,14 @@ pub struct SimOptions {
     /// Extra delay before answering any API request, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
+    /// Cost of a minute of conversation (answered calls and voicemails),
+    /// in `call_cost`; the default is a typical voice-agent rate.
+    #[arg(long, default_value_t = 0.09, value_parser = parse_cost)]
+    pub cost_per_min: f64,
+    /// Fixed cost of every placed call that reached a final status (a
+    /// connection fee), added to `call_cost`; 0 by default.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_cost)]
+    pub cost_per_call: f64,
     /// Dispatch requests allowed per second; past it, 429 with `Retry-After: 1`. 0 = no limit.
     #[arg(long, default_value_t = 0)]
     pub rate_limit: u32,
@@ -281,6 +289,15 @@ fn parse_probability(s: &str) -> Result<f64, String> {
     } else {
         Err(format!("{s:?} is not a probability between 0 and 1"))
     }
+}
+
+/// A finite, non-negative amount of money.
+fn parse_cost(s: &str) -> Result<f64, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .ok_or_else(|| format!("{s:?} is not an amount (a number, 0 or more)"))
 }
 
 /// A finite, non-negative number of seconds.

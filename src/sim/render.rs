@@ -23,7 +23,12 @@ pub(crate) fn render(c: &SimCall, now: Instant) -> Value {
         Some(Outcome::Voicemail) => transcript::voicemail(&c.call_context),
         _ => Vec::new(),
     };
-    let cost = round(f64::from(talk) * 0.0014, 4);
+    let (per_min, per_call) = c.rates;
+    let cost = if done {
+        round(f64::from(talk) / 60.0 * per_min + per_call, 4)
+    } else {
+        0.0
+    };
     let (hangup_source, hangup_reason) = match outcome {
         None => (Value::Null, Value::Null),
         Some(Outcome::Completed) => (

@@ -47,6 +47,8 @@ pub(crate) struct SimCall {
     pub opted_out: bool,
     /// How its `time_of_call` is written.
     pub time_style: super::options::TimeStyle,
+    /// `--cost-per-min` and `--cost-per-call`.
+    pub rates: (f64, f64),
     /// The `requestId` its dispatch answer carried (an earlier call's under
     /// `--repeat-request-ids`).
     pub answered_request_id: i64,
@@ -260,6 +262,7 @@ impl SimState {
             variant,
             opted_out,
             time_style: super::options::TimeStyle::of(o),
+            rates: (o.cost_per_min, o.cost_per_call),
             answered_request_id,
         });
         inner.calls.push_back(call.clone());

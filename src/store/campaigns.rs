@@ -31,6 +31,13 @@ pub struct Campaign {
     pub next_sweep_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// The caller pool its calls go out from (`None`: `from_number_id`).
+    pub caller_pool: Option<String>,
+    /// The spend cap (`None`: none).
+    pub max_cost: Option<f64>,
+    /// The cost assumed for a call awaiting its outcome while no cost of
+    /// the campaign is reconciled yet.
+    pub cost_estimate: Option<f64>,
 }
 
 /// A campaign's rules, parsed and validated.
@@ -150,6 +157,12 @@ pub struct NewCampaign {
     pub retry_delay_secs: u64,
     pub retry_outcomes: Vec<Outcome>,
     pub region: Option<phonenumber::country::Id>,
+    /// The caller pool (`campaigns.caller_pool`).
+    pub caller_pool: Option<String>,
+    /// The spend cap (`campaigns.max_cost`).
+    pub max_cost: Option<f64>,
+    /// `campaigns.cost_estimate`.
+    pub cost_estimate: Option<f64>,
 }
 
 fn join_outcomes(o: &[Outcome]) -> String {
@@ -171,8 +184,8 @@ impl Store {
         let row = sqlx::query(
             "INSERT INTO campaigns (name, agent_id, from_number_id, status, schedule, timezone, \
              window_start, window_end, max_attempts, retry_delay_secs, retry_outcomes, region, \
-             created_at, updated_at) \
-             VALUES (?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             created_at, updated_at, caller_pool, max_cost, cost_estimate) \
+             VALUES (?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(&c.name)
         .bind(c.agent_id)
@@ -187,6 +200,9 @@ impl Store {
         .bind(region_text(c.region))
         .bind(&now)
         .bind(&now)
+        .bind(&c.caller_pool)
+        .bind(c.max_cost)
+        .bind(c.cost_estimate)
         .fetch_one(&mut *conn)
         .await?;
         row.try_get(0)

@@ -13,6 +13,7 @@ mod dial;
 mod dnc;
 mod imports;
 mod plan;
+mod pools;
 mod report;
 mod webhooks;
 
@@ -58,6 +59,7 @@ pub use dial::*;
 pub use dnc::*;
 pub use imports::*;
 pub use plan::*;
+pub use pools::*;
 pub use report::*;
 pub use webhooks::*;
 

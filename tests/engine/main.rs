@@ -12,6 +12,8 @@ mod helpers;
 mod opt_out;
 mod plan;
 mod policy;
+mod pool_cli;
+mod pools;
 mod property;
 mod reconcile;
 mod shutdown;
