@@ -21,6 +21,7 @@ use crate::config::Settings;
 use crate::domain::{CampaignStatus, HoldReason};
 use crate::engine::EngineConfig;
 use crate::engine::policy::{self, Closed};
+use crate::engine::pooling::{RoundBlock, RoundLimits};
 use crate::error::{CliError, Exit};
 use crate::store::{
     Campaign, CampaignRules, ClaimDecision, DueContact, PlanFacts, Store, WaitingContact,
@@ -102,7 +103,8 @@ pub async fn build(store: &Store, cfg: &EngineConfig, name: &str) -> Result<Plan
         .await
         .map_err(anyhow::Error::from)?;
     let agent = campaign.agent_id.or(cfg.defaults.agent_id);
-    let blocked = blocker(&campaign, &facts, agent);
+    let (room, spend_block) = room(store, &campaign, cfg, now).await?;
+    let blocked = blocker(&campaign, &facts, agent).or(spend_block);
     let open = |s: &str| facts.states.iter().any(|(st, n)| st == s && *n > 0);
     let idle =
         campaign.status() == CampaignStatus::Completed && !open("pending") && !open("retry_wait");
@@ -118,7 +120,10 @@ pub async fn build(store: &Store, cfg: &EngineConfig, name: &str) -> Result<Plan
         first,
         blocked: blocked.as_deref(),
     };
-    let mut tally = Tally::default();
+    let mut tally = Tally {
+        room,
+        ..Tally::default()
+    };
     for c in &facts.due {
         tally.due(c, &frame);
     }
@@ -143,6 +148,44 @@ pub async fn build(store: &Store, cfg: &EngineConfig, name: &str) -> Result<Plan
         next_sweep_at: first.map(to_db_text),
         estimate,
     })
+}
+
+/// What the campaign's caller pool and spend cap leave room for, computed
+/// as a claim round computes it ([`RoundLimits::of`]); or why they let
+/// nobody be dialed.
+async fn room(
+    store: &Store,
+    c: &Campaign,
+    cfg: &EngineConfig,
+    now: DateTime<Utc>,
+) -> Result<(RoundLimits, Option<String>), CliError> {
+    let spend = match c.max_cost {
+        Some(_) => store.spend_state(c.id).await.map_err(anyhow::Error::from)?,
+        None => None,
+    };
+    let pool = match c.caller_pool.as_deref().filter(|p| !p.trim().is_empty()) {
+        Some(p) => Some(
+            store
+                .pool_state(p, now)
+                .await
+                .map_err(anyhow::Error::from)?,
+        ),
+        None => None,
+    };
+    let estimate = cfg.defaults.cost_estimate;
+    Ok(
+        match RoundLimits::of(spend.as_ref(), estimate, pool.as_ref(), now) {
+            Ok(room) => (room, None),
+            Err(RoundBlock::CapReached(why)) => (
+                RoundLimits::default(),
+                Some(format!("{why}: the next sweep pauses the campaign")),
+            ),
+            Err(RoundBlock::BudgetTaken) => (
+                RoundLimits::default(),
+                Some("spend cap: the calls already claimed take what is left of the budget".into()),
+            ),
+        },
+    )
 }
 
 /// The campaign named `name` and its rules as a sweep reads them.
@@ -180,6 +223,8 @@ struct Frame<'a> {
 /// every contact still to be called, for the estimate.
 #[derive(Default)]
 struct Tally<'a> {
+    /// What the caller pool and the spend cap leave room for.
+    room: RoundLimits,
     groups: Groups,
     callable: u64,
     callees: Vec<Callee<'a>>,
@@ -188,7 +233,20 @@ struct Tally<'a> {
 impl<'a> Tally<'a> {
     /// A due contact, decided exactly as the claim decides it.
     fn due(&mut self, c: &'a DueContact, f: &Frame<'_>) {
-        let decision = policy::decide(c, f.rules, &f.cfg.compliance, f.agent, f.now);
+        let mut decision = policy::decide(c, f.rules, &f.cfg.compliance, f.agent, f.now);
+        if matches!(decision, ClaimDecision::Dial { .. }) && f.blocked.is_none() {
+            // The caller pool and the spend cap have their say, as in a claim round.
+            match self.room.admit() {
+                None => {}
+                Some(Some(hold)) => decision = hold,
+                Some(None) => {
+                    decision = ClaimDecision::Hold {
+                        until: f.first.unwrap_or(f.now),
+                        reason: HoldReason::SpendCap,
+                    }
+                }
+            }
+        }
         let ready = match &decision {
             ClaimDecision::Dial { .. } => {
                 self.callable += 1;
@@ -281,6 +339,8 @@ fn why(
                     policy::number_limit(rules, &cfg.compliance, &c.phone_number)
                 ),
                 HoldReason::LiveAttempt => "another campaign's call to the number is live".into(),
+                HoldReason::Pool => "no caller number of the pool has a call left today".into(),
+                HoldReason::SpendCap => "the spend cap leaves no room for more calls".into(),
                 other => other.as_str().to_string(),
             };
             (name(*reason), Some(*until), detail)

@@ -10,11 +10,13 @@ use chrono::{DateTime, Utc};
 use super::{Engine, limits};
 use crate::domain::{CampaignStatus, HoldReason};
 use crate::provider::DispatchRequest;
-use crate::store::{Campaign, ClaimDecision, Claimed, PoolPick, Release, SendResult};
+use crate::store::{
+    Campaign, ClaimDecision, Claimed, PoolPick, PoolState, Release, SendResult, SpendState,
+};
 
 /// What a campaign's pool and budget allow in one claim round.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct RoundLimits {
+pub struct RoundLimits {
     /// With a caller pool: the calls it has room for (`None`: no limit),
     /// and when a contact held for want of a number is looked at again.
     pool: Option<(Option<u64>, DateTime<Utc>)>,
@@ -22,11 +24,46 @@ pub(crate) struct RoundLimits {
     spend: Option<u64>,
 }
 
+/// Why a claim round of a capped campaign takes nobody.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RoundBlock {
+    /// The committed cost reached the cap (the text says by how much): the
+    /// campaign is paused.
+    CapReached(String),
+    /// Attempts already claimed and not yet sent take what the budget has left.
+    BudgetTaken,
+}
+
 impl RoundLimits {
+    /// The room a campaign's spend state (`spend`, with a cap) and caller
+    /// pool state (`pool`) leave for one claim round at `now`, as every
+    /// claim round and `dialerd plan` compute it.
+    pub fn of(
+        spend: Option<&SpendState>,
+        estimate: Option<f64>,
+        pool: Option<&PoolState>,
+        now: DateTime<Utc>,
+    ) -> Result<Self, RoundBlock> {
+        let mut limits = Self::default();
+        if let Some(spend) = spend {
+            if let Some(reason) = limits::cap_reached(spend, estimate, false) {
+                return Err(RoundBlock::CapReached(reason));
+            }
+            limits.spend = limits::spend_room(spend, estimate);
+            if limits.spend == Some(0) {
+                return Err(RoundBlock::BudgetTaken);
+            }
+        }
+        if let Some(state) = pool {
+            limits.pool = Some((limits::free_calls(state), limits::pool_frees_at(state, now)));
+        }
+        Ok(limits)
+    }
+
     /// What becomes of a contact the calling policy would dial: `None`
     /// dial it; `Some(Some(hold))` hold it instead; `Some(None)` stop the
     /// round (the budget is spent; the next round pauses the campaign).
-    pub(crate) fn admit(&mut self) -> Option<Option<ClaimDecision>> {
+    pub fn admit(&mut self) -> Option<Option<ClaimDecision>> {
         if self.spend == Some(0) {
             return Some(None);
         }
@@ -83,31 +120,26 @@ impl Engine {
         c: &Campaign,
         now: DateTime<Utc>,
     ) -> anyhow::Result<Option<RoundLimits>> {
-        let mut limits = RoundLimits::default();
         let estimate = self.config().defaults.cost_estimate;
-        if c.max_cost.is_some()
-            && let Some(spend) = self.store.spend_state(c.id).await?
-        {
-            if let Some(reason) = limits::cap_reached(&spend, estimate, false) {
+        let spend = match c.max_cost {
+            Some(_) => self.store.spend_state(c.id).await?,
+            None => None,
+        };
+        let pool = match c.caller_pool.as_deref().filter(|p| !p.trim().is_empty()) {
+            Some(pool) => Some(self.store.pool_state(pool, now).await?),
+            None => None,
+        };
+        match RoundLimits::of(spend.as_ref(), estimate, pool.as_ref(), now) {
+            Ok(limits) => Ok(Some(limits)),
+            Err(RoundBlock::CapReached(reason)) => {
                 self.pause_for_spend(c.id, &reason).await?;
-                return Ok(None);
+                Ok(None)
             }
-            limits.spend = limits::spend_room(&spend, estimate);
-            if limits.spend == Some(0) {
-                // The attempts claimed and not yet sent take the rest of
-                // the budget: they go out (each checked again at its try);
-                // the pause follows once they are accepted.
-                return Ok(None);
-            }
+            // The attempts claimed and not yet sent take the rest of the
+            // budget: they go out (each checked again at its try); the
+            // pause follows once they are accepted.
+            Err(RoundBlock::BudgetTaken) => Ok(None),
         }
-        if let Some(pool) = c.caller_pool.as_deref().filter(|p| !p.trim().is_empty()) {
-            let state = self.store.pool_state(pool, now).await?;
-            limits.pool = Some((
-                limits::free_calls(&state),
-                limits::pool_frees_at(&state, now),
-            ));
-        }
-        Ok(Some(limits))
     }
 
     /// Pauses campaign `id` (if it is still active) for its spend cap.

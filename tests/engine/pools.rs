@@ -467,3 +467,49 @@ async fn a_retry_of_a_contact_goes_out_from_another_number_of_the_pool() {
     })
     .await
 }
+
+/// Due contacts by reason in a plan, as `plan --json` lists them.
+fn planned_holds(p: &dialerd::cli::plan::Plan) -> BTreeMap<String, u64> {
+    p.held
+        .iter()
+        .filter(|g| g.due_now)
+        .map(|g| (g.reason.clone(), g.count))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn plan_counts_what_the_pool_and_the_spend_cap_leave_as_the_sweep_does() {
+    within(async {
+        let w = World::manual_now(&["--outcomes", "completed=100"], |_| {}).await;
+        add_number(&w.store, 1, "+16505550101", "capped", Some(3)).await;
+        add_number(&w.store, 2, "+16505550102", "capped", Some(3)).await;
+        let c = pooled_campaign(&w, "capped", "capped").await;
+        w.add_uk_contacts(c, 10).await;
+        let p = dialerd::cli::plan::build(&w.store, &w.cfg, "capped")
+            .await
+            .unwrap();
+        assert_eq!(p.callable_now, 6, "{p:?}");
+        assert_eq!(planned_holds(&p).get("pool"), Some(&4), "{p:?}");
+        w.sweep(c).await;
+        w.settle_calls().await;
+        assert_eq!(placed_per_caller(&w).values().sum::<usize>(), 6);
+        assert_eq!(
+            scalar(&w, "SELECT held_pool FROM campaign_progress").await,
+            4
+        );
+
+        // A spend cap already reached: plan dials nobody and says why.
+        w.engine.reconcile_once().await.unwrap();
+        w.sql(&format!(
+            "UPDATE campaigns SET max_cost = 0.0001 WHERE id = {c}"
+        ))
+        .await;
+        let p = dialerd::cli::plan::build(&w.store, &w.cfg, "capped")
+            .await
+            .unwrap();
+        assert_eq!(p.callable_now, 0, "{p:?}");
+        let why = p.blocked.clone().unwrap_or_default();
+        assert!(why.contains("spend cap reached"), "{why}");
+    })
+    .await
+}
