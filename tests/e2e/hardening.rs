@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The binary under test.
-const BIN: &str = env!("CARGO_BIN_EXE_dialerd");
+use crate::harness::{BIN, wait_until};
 
 /// A child process whose stderr is collected; killed when dropped.
 struct Proc {
@@ -72,18 +72,6 @@ fn collect(mut from: impl Read + Send + 'static) -> Arc<Mutex<String>> {
         }
     });
     buf
-}
-
-/// Polls `cond` every 50 ms for at most `limit`.
-fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    cond()
 }
 
 /// `dialerd ARGS` with only the given environment, against a database in

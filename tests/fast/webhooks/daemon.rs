@@ -12,7 +12,7 @@ use dialerd::store::Store;
 use dialerd::webhooks::{Secret, verify};
 
 use super::SECRET;
-use super::harness::{
+use crate::harness::{
     BIN, CampaignSpec, ChildGuard, Sim, create_campaign_db, daemon_command, runtime, tail,
 };
 use super::receiver::{Mode, Receiver};

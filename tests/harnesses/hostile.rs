@@ -11,7 +11,7 @@
 //!   seeded in-tree mutation fuzzer over them and `tests/fixtures/`, so CI
 //!   fuzzes a little on stable Rust (the cargo-fuzz targets are in `fuzz/`).
 
-mod harness;
+use crate::harness;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -27,7 +27,7 @@ use dialerd::provider::{
 };
 use dialerd::secret::ApiKey;
 use dialerd::store::Store;
-use harness::{BIN, CampaignSpec, ChildGuard, create_campaign_db, daemon_command};
+use crate::harness::{BIN, CampaignSpec, ChildGuard, create_campaign_db, daemon_command};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};

@@ -9,7 +9,7 @@ use dialerd::provider::DispatchRequest;
 use dialerd::sim::{self, DispatchResult};
 use dialerd::store::ClaimDecision;
 
-use crate::helpers::*;
+use crate::harness::world::*;
 
 const CONTACTS: usize = 40;
 const MAX_ATTEMPTS: u32 = 3;

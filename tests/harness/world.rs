@@ -1,4 +1,4 @@
-//! The test world: a fresh database in a temporary directory, the simulator
+//! The in-process test world: a fresh database in a temporary directory, the simulator
 //! on loopback, and an engine talking to it, plus a driver that steps the
 //! engine (sweep, let the simulated calls end, reconcile, move the clock)
 //! until nothing is left to do, and the checks every safety test shares.
@@ -166,31 +166,7 @@ impl Default for CampaignSpec {
     }
 }
 
-/// A contact row as the tests read it.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ContactRow {
-    pub id: i64,
-    pub phone_number: String,
-    pub state: String,
-    pub attempts: i64,
-    pub next_attempt_at: Option<String>,
-    pub invalid_reason: Option<String>,
-    pub validated: i64,
-}
-
-/// An attempt row as the tests read it.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct AttemptRow {
-    pub id: i64,
-    pub contact_id: i64,
-    pub attempt_no: i64,
-    pub state: String,
-    pub to_number: String,
-    pub request_id: Option<String>,
-    pub call_log_id: Option<i64>,
-    pub outcome: Option<String>,
-    pub error: Option<String>,
-}
+pub use super::{ATTEMPT_COLUMNS, AttemptRow, CONTACT_COLUMNS, ContactRow};
 
 /// A database, a simulator and an engine, wired together.
 pub struct World {
@@ -598,10 +574,9 @@ impl World {
 
     /// Every contact.
     pub async fn contacts(&self) -> Vec<ContactRow> {
-        sqlx::query_as(
-            "SELECT id, phone_number, state, attempts, next_attempt_at, invalid_reason, validated \
-             FROM contacts ORDER BY id",
-        )
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CONTACT_COLUMNS} FROM contacts ORDER BY id"
+        )))
         .fetch_all(self.store.pool())
         .await
         .unwrap()
@@ -618,10 +593,9 @@ impl World {
 
     /// Every attempt.
     pub async fn attempts(&self) -> Vec<AttemptRow> {
-        sqlx::query_as(
-            "SELECT id, contact_id, attempt_no, state, to_number, request_id, call_log_id, outcome, error \
-             FROM attempts ORDER BY id",
-        )
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts ORDER BY id"
+        )))
         .fetch_all(self.store.pool())
         .await
         .unwrap()

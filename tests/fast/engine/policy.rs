@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use dialerd::phone::zones::number_zones;
 
-use crate::helpers::*;
+use crate::harness::world::*;
 
 fn journal_numbers(w: &World) -> Vec<String> {
     w.journal()

@@ -6,7 +6,6 @@
 mod clock;
 mod dial_time;
 mod faults;
-mod helpers;
 mod policy;
 mod property;
 mod reconcile;
