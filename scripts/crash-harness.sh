@@ -18,4 +18,4 @@ echo "crash harness: $rounds kills, $contacts contacts, seed $seed (repeat with 
 export DIALERD_CRASH_KILLS="$rounds" DIALERD_CRASH_CONTACTS="$contacts" DIALERD_CRASH_SEED="$seed"
 export DIALERD_CRASH_IDLE_SECS="${IDLE_SECS:-$((300 + contacts / 10))}"
 # shellcheck disable=SC2086
-exec cargo test ${CARGO_TEST_FLAGS:-} --test crash -- --nocapture --test-threads=1
+exec cargo test ${CARGO_TEST_FLAGS:-} --test harnesses -- crash:: --nocapture --test-threads=1

@@ -224,10 +224,13 @@ fn a_full_disk_stops_dispatch_visibly_and_the_daemon_goes_on_by_itself_when_spac
         "the watchdog was not petted while waiting for space: {:?}",
         notify.seen
     );
-    // The heartbeat is older than three periods by now: `status` says why.
-    std::thread::sleep(Duration::from_secs(4));
-    let status = status_text(tmp.path(), &db);
-    assert!(status.contains("NOT WRITING THE DATABASE"), "{status}");
+    // Once the heartbeat is older than three periods, `status` says why.
+    assert!(
+        wait_until(Duration::from_secs(30), || status_text(tmp.path(), &db)
+            .contains("NOT WRITING THE DATABASE")),
+        "{}",
+        status_text(tmp.path(), &db)
+    );
 
     std::fs::remove_file(filler).unwrap();
     assert!(
@@ -305,7 +308,12 @@ fn daemon_lines(journal: bool) -> Vec<String> {
         .args(["-TERM", &child.id().to_string()])
         .status();
     child.wait().unwrap();
-    std::thread::sleep(Duration::from_millis(100));
+    // The collector drops its handle on the buffer once it has read to the
+    // end of the pipe: every line the daemon wrote is in.
+    assert!(
+        wait_until(Duration::from_secs(10), || Arc::strong_count(&err) == 1),
+        "the daemon's stderr did not close"
+    );
     let text = err.lock().unwrap().clone();
     text.lines().map(str::to_string).collect()
 }

@@ -104,7 +104,12 @@ impl Proc {
     fn stop(&mut self) -> ExitStatus {
         self.signal("TERM");
         self.wait(Duration::from_secs(GRACE_SECS + 5))
-            .unwrap_or_else(|| panic!("no exit after SIGTERM; stderr:\n{}", last_lines(&self.stderr(), 30)))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no exit after SIGTERM; stderr:\n{}",
+                    last_lines(&self.stderr(), 30)
+                )
+            })
     }
 }
 
@@ -377,7 +382,15 @@ fn sigterm_mid_campaign_exits_zero_quickly_and_leaves_nothing_sending() {
         "nothing was dispatched:\n{}",
         last_lines(&d.stderr(), 30)
     );
-    std::thread::sleep(Duration::from_secs(2));
+    // Mid-campaign: some attempts made, calls and requests under way.
+    assert!(
+        wait_until(Duration::from_secs(30), || sql_i64(
+            &db,
+            "SELECT COUNT(*) FROM attempts"
+        ) >= 20),
+        "the campaign did not get going:\n{}",
+        last_lines(&d.stderr(), 30)
+    );
     let sent = Instant::now();
     d.signal("TERM");
     let status = d
@@ -436,7 +449,12 @@ fn sighup_reloads_the_rate_without_dropping_work() {
         &journal_file
     )
     .is_empty()));
-    std::thread::sleep(Duration::from_secs(3));
+    // A few dispatches at the old rate, however slow the machine.
+    assert!(wait_until(Duration::from_secs(20), || read_journal(
+        &journal_file
+    )
+    .len()
+        >= 3));
 
     std::fs::write(&config, "[dispatch]\nrate_per_second = 50.0\nburst = 1\n").unwrap();
     let reload_at = Utc::now();
@@ -447,7 +465,8 @@ fn sighup_reloads_the_rate_without_dropping_work() {
         last_lines(&d.stderr(), 30)
     );
     assert!(
-        wait_until(Duration::from_secs(15), || read_journal(&journal_file).len()
+        wait_until(Duration::from_secs(15), || read_journal(&journal_file)
+            .len()
             >= n),
         "only {} of {n} dispatched after the reload:\n{}",
         read_journal(&journal_file).len(),
@@ -512,7 +531,8 @@ fn sighup_reloads_the_rate_without_dropping_work() {
 #[test]
 fn a_bad_config_on_reload_is_refused_and_the_old_one_kept() {
     let (_sim, url) = simulate(&[]);
-    let s = Setup::new(&url, "sim-key");
+    let mut s = Setup::new(&url, "sim-key");
+    s.set("DIALERD_DAEMON__HEARTBEAT_SECS", "1");
     let config = s.path("dialerd.toml");
     std::fs::write(&config, "[dispatch]\nrate_per_second = 2.0\n").unwrap();
     let mut d = s.start(&["--config", config.to_str().unwrap(), "run"]);
@@ -534,7 +554,15 @@ fn a_bad_config_on_reload_is_refused_and_the_old_one_kept() {
             last_lines(&d.stderr(), 30)
         );
     }
-    std::thread::sleep(Duration::from_millis(500));
+    // Still alive after the refusals: a heartbeat written after them.
+    let refused_at = dialerd::clock::to_db_text(Utc::now());
+    let db = s.db();
+    let beat = format!("SELECT COUNT(*) FROM daemon WHERE heartbeat_at > '{refused_at}'");
+    assert!(
+        wait_until(Duration::from_secs(15), || sql_i64(&db, &beat) > 0),
+        "no heartbeat after the refusals:\n{}",
+        last_lines(&d.stderr(), 30)
+    );
     assert!(
         d.running(),
         "the daemon died on a bad reload:\n{}",
@@ -642,7 +670,11 @@ fn a_restart_after_kill_9_is_not_blocked() {
 
     let mut again = s.start(&["run"]);
     assert!(again.running());
-    assert!(again.stop().success(), "{}", last_lines(&again.stderr(), 30));
+    assert!(
+        again.stop().success(),
+        "{}",
+        last_lines(&again.stderr(), 30)
+    );
     assert_eq!(
         sql_i64(&db, "SELECT COUNT(*) FROM attempts WHERE state = 'sending'"),
         0
@@ -747,7 +779,17 @@ fn status_shows_a_running_daemon_and_its_last_heartbeat() {
     let (_sim, url) = simulate(&[]);
     let s = Setup::new(&url, "sim-key");
     let mut d = s.start(&["run"]);
-    std::thread::sleep(Duration::from_millis(1500));
+    // Until the daemon has written its first heartbeat.
+    assert!(
+        wait_until(Duration::from_secs(15), || s
+            .command(&["status"])
+            .output()
+            .is_ok_and(
+                |o| String::from_utf8_lossy(&o.stdout).contains("last seen")
+            )),
+        "no heartbeat:\n{}",
+        last_lines(&d.stderr(), 30)
+    );
     let out = s.command(&["status"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(

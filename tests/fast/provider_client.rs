@@ -474,7 +474,8 @@ async fn get_log_reads_one_log_and_a_404_is_none() {
     Mock::given(method("GET"))
         .and(path("/api/v1/calls/logs/7301442"))
         .respond_with(
-            ResponseTemplate::new(200).set_body_string(include_str!("../fixtures/call_log_one.json")),
+            ResponseTemplate::new(200)
+                .set_body_string(include_str!("../fixtures/call_log_one.json")),
         )
         .mount(&server)
         .await;

@@ -193,9 +193,7 @@ impl World {
     }
 
     /// A world on a manual clock standing a few minutes before the real
-    /// time (the simulator stamps its logs with real time, and the engine
-    /// links an uncertain attempt only to a log not older than it was sent),
-    /// driven forward during sweeps.
+    /// time, driven forward during sweeps; the simulator runs on it too.
     pub async fn manual_now(sim_args: &[&str], tweak: impl FnOnce(&mut EngineConfig)) -> World {
         let start = Utc::now().trunc_subsecs(0) - chrono::Duration::minutes(5);
         Self::build(
@@ -283,9 +281,17 @@ impl World {
         let (stop_tx, stop_rx) = watch::channel(false);
         let _ = self.stop_tx.send(true);
         self.stop_tx = stop_tx;
-        // A restart takes a moment: requests the dead process had on the
-        // wire reach the simulator (or not) before the new one looks.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Requests the dead process had on the wire reach the simulator (or
+        // not) before the new one looks: wait until the simulator has
+        // answered every request it received.
+        let sim = &self.sim;
+        let drained =
+            super::wait_until_async(STEP_BUDGET, || async { sim.dispatches_in_progress() == 0 })
+                .await;
+        assert!(
+            drained,
+            "the simulator still handles requests after {STEP_BUDGET:?}"
+        );
         self.store = Store::open(&self.dir.path().join("dialerd.db"), self.clock.shared())
             .await
             .unwrap();
@@ -408,10 +414,33 @@ impl World {
         }
     }
 
-    /// Waits (real time: the simulator uses real time) until every call
-    /// accepted so far has reached its final status: the latest of their
-    /// dispatch instants in the journal, plus the longest call.
+    /// Lets every call accepted so far reach its final status, calls longer
+    /// than 1.2 s excepted (they are left running, as a real wait would
+    /// leave them): on a manual clock the clock (the simulator's too) moves
+    /// to when they end; on the system clock this waits until then.
     pub async fn settle_calls(&self) {
+        let Some(end) = self.calls_end_at(Some(1.2)).await else {
+            return;
+        };
+        match &self.clock {
+            TestClock::Manual(clock) => {
+                if end > clock.now() {
+                    clock.set(end);
+                }
+            }
+            TestClock::System => {
+                if let Ok(left) = (end - Utc::now()).to_std() {
+                    tokio::time::sleep(left).await;
+                }
+            }
+        }
+    }
+
+    /// When every accepted call still awaiting its outcome will have reached
+    /// its final status on the simulator's clock: the latest of their
+    /// dispatch instants in the journal plus the longest call (at most
+    /// `cap_secs`), and 30 ms to spare; `None` when no call awaits.
+    pub async fn calls_end_at(&self, cap_secs: Option<f64>) -> Option<DateTime<Utc>> {
         let waiting: Vec<Option<String>> = sqlx::query_scalar(
             "SELECT request_id FROM attempts WHERE state = 'accepted' AND outcome IS NULL",
         )
@@ -419,11 +448,11 @@ impl World {
         .await
         .unwrap();
         if waiting.is_empty() {
-            return;
+            return None;
         }
-        let longest = chrono::Duration::milliseconds(
-            (self.sim.options().call_secs.max.min(1.2) * 1000.0) as i64 + 30,
-        );
+        let max = self.sim.options().call_secs.max;
+        let secs = cap_secs.map_or(max, |cap| max.min(cap));
+        let longest = chrono::Duration::milliseconds((secs * 1000.0) as i64 + 30);
         let journal = self.journal();
         let placed_at = |rid: &str| {
             journal
@@ -431,15 +460,13 @@ impl World {
                 .find(|e| e.request_id.is_some_and(|r| r.to_string() == rid))
                 .map(|e| at(&e.at))
         };
-        // A call whose request id is not in this simulator's journal: wait the longest.
-        let latest = waiting
+        // A call whose request id is not in this simulator's journal: from now.
+        let now = self.clock.now();
+        waiting
             .iter()
-            .map(|rid| rid.as_deref().and_then(placed_at).unwrap_or_else(Utc::now))
+            .map(|rid| rid.as_deref().and_then(placed_at).unwrap_or(now))
             .max()
-            .unwrap();
-        if let Ok(left) = (latest + longest - Utc::now()).to_std() {
-            tokio::time::sleep(left).await;
-        }
+            .map(|latest| latest + longest)
     }
 
     /// Steps the engine until no work is left: sweep every active campaign,
@@ -565,8 +592,14 @@ impl World {
                 match targets.into_iter().flatten().min() {
                     Some(t) if t >= now => clock.set(t + chrono::Duration::seconds(1)),
                     Some(_) => {}
-                    // Only calls in progress are left: they end in real time.
-                    None => tokio::time::sleep(Duration::from_millis(50)).await,
+                    // Only calls in progress are left: move on to their end.
+                    None => {
+                        if let Some(end) = self.calls_end_at(None).await {
+                            if end > clock.now() {
+                                clock.set(end);
+                            }
+                        }
+                    }
                 }
             }
         }

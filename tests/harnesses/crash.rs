@@ -21,7 +21,6 @@
 //! | `DIALERD_CRASH_SEED` | 20261125 | seeds the kill instants and the simulator |
 //! | `DIALERD_CRASH_IDLE_SECS` | 120 | bound on the final `--until-idle` run |
 
-
 use std::time::{Duration, Instant};
 
 use crate::harness::{
