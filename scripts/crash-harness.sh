@@ -2,7 +2,7 @@
 # The long crash harness: `dialerd run` killed with SIGKILL ROUNDS times at
 # seeded random instants (50-800 ms after each start) while it dials through
 # a faulty simulator, then `run --until-idle`; the simulator's journal must
-# agree with the database (tests/crash.rs says exactly what is checked).
+# agree with the database (tests/harnesses/crash.rs says exactly what is checked).
 #
 #   scripts/crash-harness.sh [ROUNDS]          # default 100 kills
 #

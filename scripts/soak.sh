@@ -2,7 +2,7 @@
 # The long fault soak: every simulator fault at once plus a server rate limit
 # below the daemon's rate, over CONTACTS contacts, one `run --until-idle`;
 # nothing dialed twice, nothing lost, Retry-After never violated
-# (tests/soak.rs says exactly what is checked and how).
+# (tests/harnesses/soak.rs says exactly what is checked and how).
 #
 #   scripts/soak.sh [CONTACTS]                 # default 20000
 #

@@ -594,10 +594,10 @@ impl World {
                     Some(_) => {}
                     // Only calls in progress are left: move on to their end.
                     None => {
-                        if let Some(end) = self.calls_end_at(None).await {
-                            if end > clock.now() {
-                                clock.set(end);
-                            }
+                        if let Some(end) = self.calls_end_at(None).await
+                            && end > clock.now()
+                        {
+                            clock.set(end);
                         }
                     }
                 }
