@@ -155,6 +155,7 @@ async fn record_outcomes(store: &Store, n: i64) -> anyhow::Result<f64> {
                 contact_id: i,
                 log: log.clone(),
                 next: ContactNext::Final(ContactState::Done),
+                opt_out: None,
             })
             .collect();
         store.record_outcomes(&items).await?;

@@ -169,6 +169,35 @@ text_enum!(
     }
 );
 
+/// Parses a two-letter region code (`US`, `gb`) into a phonenumber country.
+pub fn parse_region(s: &str) -> Result<phonenumber::country::Id, String> {
+    s.trim()
+        .to_ascii_uppercase()
+        .parse::<phonenumber::country::Id>()
+        .map_err(|_| format!("{s:?} is not a two-letter region code such as US or GB"))
+}
+
+/// Parses a list of outcome names (`no_answer`, `busy`, ...).
+pub fn parse_outcomes(items: &[String]) -> Result<Vec<Outcome>, String> {
+    let mut out = Vec::new();
+    for item in items.iter().flat_map(|s| s.split(',')) {
+        let t = item.trim();
+        if t.is_empty() {
+            continue;
+        }
+        let o: Outcome = t.parse().map_err(|e: UnknownVariant| e.to_string())?;
+        if matches!(o, Outcome::Completed | Outcome::Unknown) {
+            return Err(format!(
+                "{t} cannot be retried (a completed call is done; an unknown one may have happened)"
+            ));
+        }
+        if !out.contains(&o) {
+            out.push(o);
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Registry, reload};
 
-use crate::config::RawLog;
+use crate::config::LogSettings;
 
 /// Noisy dependencies kept at `warn` unless `RUST_LOG` says otherwise.
 const QUIET: &str = "sqlx=warn,hyper=warn,reqwest=warn,h2=warn,rustls=warn,tower=warn,axum=warn";
@@ -35,14 +35,14 @@ fn filter_for(level: &str) -> EnvFilter {
 }
 
 /// Installs the global subscriber once; later calls only change the level.
-pub fn init(log: &RawLog) {
+pub fn init(log: &LogSettings) {
     if RELOAD.get().is_some() {
         set_level(&log.level);
         return;
     }
     let (filter, handle) = reload::Layer::new(filter_for(&log.level));
     let registry = tracing_subscriber::registry().with(filter);
-    let result = if log.format == "json" {
+    let result = if log.json {
         registry
             .with(
                 tracing_subscriber::fmt::layer()

@@ -84,15 +84,18 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
     let _ = sim.shutdown().await;
     let elapsed = started.elapsed();
     let table = outcome_table(&store).await.map_err(anyhow::Error::from)?;
+    let opt_outs = opt_out_lines(&store).await.map_err(anyhow::Error::from)?;
     store.close().await;
     let mut out = table;
+    out.push_str(&opt_outs);
     out.push_str(&epilogue(&args.dir, elapsed));
     let _ = std::io::stdout().lock().write_all(out.as_bytes());
     finished
 }
 
-/// The simulator: a fixed seed, short calls, every outcome, and a few faults
-/// (429s, withheld answers) so retries and reconciliation show.
+/// The simulator: a fixed seed, short calls, every outcome, a few faults
+/// (429s, withheld answers) so retries and reconciliation show, and a few
+/// callees who opt out.
 fn sim_options() -> SimOptions {
     SimOptions {
         seed: 7,
@@ -100,6 +103,8 @@ fn sim_options() -> SimOptions {
         fault_429: 0.05,
         fault_timeout: 0.02,
         timeout_hold_secs: 5.0,
+        // A few callees ask not to be called again: the DNC list shows them.
+        opt_out: 0.1,
         ..SimOptions::default()
     }
 }
@@ -306,6 +311,33 @@ async fn outcome_table(store: &Store) -> sqlx::Result<String> {
     Ok(out)
 }
 
+/// The numbers the simulated callees asked to put on the DNC list.
+async fn opt_out_lines(store: &Store) -> sqlx::Result<String> {
+    let listed: Vec<_> = store
+        .dnc_list()
+        .await?
+        .into_iter()
+        .filter(|d| d.source == crate::store::DncSource::OptOut.as_str())
+        .collect();
+    if listed.is_empty() {
+        return Ok(String::new());
+    }
+    let mut out = format!(
+        "\n{} callees asked not to be called again; their numbers are on the DNC list (source opt-out), \
+         so no campaign calls them:\n",
+        listed.len()
+    );
+    for d in &listed {
+        // Bracketed: a table row is a line with a number after a space.
+        out.push_str(&format!(
+            "  [{}] {}\n",
+            d.phone_number,
+            d.reason.as_deref().unwrap_or("opt-out")
+        ));
+    }
+    Ok(out)
+}
+
 /// "First Last" from the contact's context.
 fn name(context: &str) -> String {
     let ctx: serde_json::Value = serde_json::from_str(context).unwrap_or_default();
@@ -362,7 +394,8 @@ fn epilogue(dir: &Path, elapsed: Duration) -> String {
          Try:\n  \
          sqlite3 -header -column {q} 'SELECT campaign, contacts, done, exhausted, calls_placed, outcome_completed, outcome_no_answer, outcome_busy FROM campaign_progress;'\n  \
          sqlite3 -header -column {q} \"SELECT phone_number, state, attempts, outcome, duration_secs FROM contact_outcomes WHERE campaign = 'demo';\"\n  \
-         sqlite3 {q} \"SELECT transcript FROM attempts WHERE outcome = 'completed' LIMIT 1;\"\n",
+         sqlite3 {q} \"SELECT transcript FROM attempts WHERE outcome = 'completed' LIMIT 1;\"\n  \
+         sqlite3 -header -column {q} \"SELECT phone_number, reason, attempt_id FROM dnc WHERE source = 'opt-out';\"\n",
         elapsed.as_secs_f64(),
         shown.display(),
     )

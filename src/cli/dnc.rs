@@ -267,12 +267,13 @@ async fn list(store: &Store) -> Result<(), CliError> {
         outln!("the do-not-call list is empty");
         return Ok(());
     }
-    let mut table = Table::new(&["NUMBER", "ADDED", "SOURCE", "REASON"]);
+    let mut table = Table::new(&["NUMBER", "ADDED", "SOURCE", "ATTEMPT", "REASON"]);
     for e in &entries {
         table.push(vec![
             e.phone_number.clone(),
             e.added_at.clone(),
             e.source.clone(),
+            e.attempt_id.map_or_else(|| "-".into(), |a| a.to_string()),
             e.reason.clone().unwrap_or_default(),
         ]);
     }

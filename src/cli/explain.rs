@@ -14,7 +14,7 @@ use crate::engine::policy::{self, Closed, HoursRule};
 use crate::error::{CliError, Exit};
 use crate::phone::PhoneNumber;
 use crate::phone::regions::area_code_of;
-use crate::phone::zones::{ZoneSource, candidate_zones};
+use crate::phone::zones::{Candidates, ZoneSource, candidate_zones};
 use crate::store::{NumberFacts, Store};
 
 /// The campaign settings a number is explained under.
@@ -164,39 +164,12 @@ async fn explain(
     let zones = candidates.zones();
     let hours = policy::hours_rules(frame.window, compliance, e164);
     let rules = hours.iter().map(|r| rule_now(r, zones, now)).collect();
-    let overall = policy::check_hours(&hours, zones, now);
-    let mut next = None;
-    match &overall {
-        Ok(()) => {}
-        Err(Closed {
-            rule,
-            zone,
-            next_open,
-            ..
-        }) => {
-            reasons.push(format!("{rule} is closed in {}", zone.name()));
-            next = *next_open;
-            if next_open.is_none() {
-                reasons.push(policy::never_open(&hours, &candidates));
-            }
-        }
-    }
+    let mut next = closed_now(&hours, &candidates, now, &mut reasons);
     let region_limit = policy::region_limit(compliance, e164);
-    let global_cap = settings.raw.dispatch.max_calls_per_number_per_day;
+    let global_cap = settings.dispatch().max_calls_per_number_per_day;
     let limit = policy::daily_limit(region_limit.as_ref().map(|(_, n)| *n), global_cap);
-    if !policy::under_limit(facts.calls_since, limit) {
-        reasons.push(format!(
-            "{} calls placed in the last 24 h reach the limit of {}",
-            facts.calls_since,
-            limit.unwrap_or_default()
-        ));
-    }
-    if let Some(reason) = &facts.dnc {
-        reasons.push(format!("on the do-not-call list ({})", or_none(reason)));
+    if number_refused(&facts, limit, &mut reasons) {
         next = None;
-    }
-    if facts.live_attempts > 0 {
-        reasons.push("an earlier attempt to this number is still live".into());
     }
     let area = area_code_of(e164);
     Ok(Explanation {
@@ -219,6 +192,50 @@ async fn explain(
         live_attempts: facts.live_attempts,
         contacts: facts.contacts,
     })
+}
+
+/// Adds why the calling hours are closed now, if they are, to `reasons`,
+/// and returns when they open next.
+fn closed_now(
+    hours: &[(HoursRule, Window)],
+    candidates: &Candidates,
+    now: DateTime<Utc>,
+    reasons: &mut Vec<String>,
+) -> Option<DateTime<Utc>> {
+    let Err(Closed {
+        rule,
+        zone,
+        next_open,
+        ..
+    }) = policy::check_hours(hours, candidates.zones(), now)
+    else {
+        return None;
+    };
+    reasons.push(format!("{rule} is closed in {}", zone.name()));
+    if next_open.is_none() {
+        reasons.push(policy::never_open(hours, candidates));
+    }
+    next_open
+}
+
+/// Adds what the number's own record refuses (the daily limit, the DNC
+/// list, a live attempt) to `reasons`; true when it is on the DNC list,
+/// which no time cures.
+fn number_refused(facts: &NumberFacts, limit: Option<u32>, reasons: &mut Vec<String>) -> bool {
+    if !policy::under_limit(facts.calls_since, limit) {
+        reasons.push(format!(
+            "{} calls placed in the last 24 h reach the limit of {}",
+            facts.calls_since,
+            limit.unwrap_or_default()
+        ));
+    }
+    if let Some(reason) = &facts.dnc {
+        reasons.push(format!("on the do-not-call list ({})", or_none(reason)));
+    }
+    if facts.live_attempts > 0 {
+        reasons.push("an earlier attempt to this number is still live".into());
+    }
+    facts.dnc.is_some()
 }
 
 fn rule_now(rule: &(HoursRule, Window), zones: &[Tz], now: DateTime<Utc>) -> RuleNow {

@@ -31,9 +31,11 @@ mod campaigns;
 mod check;
 mod demo;
 mod dnc;
+mod exit;
 mod explain;
 mod export;
 mod import;
+pub mod plan;
 mod run;
 mod status;
 mod webhooks;
@@ -94,6 +96,18 @@ pub enum Command {
     /// Send a signed test event; requeue undelivered events.
     #[command(subcommand)]
     Webhooks(WebhooksCmd),
+    /// Without dialing: who the next sweep of a campaign calls, who not and why, and when it could finish.
+    Plan(PlanArgs),
+}
+
+/// `plan` options.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The campaign to plan.
+    pub campaign: String,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `explain` options.
@@ -326,7 +340,7 @@ fn is_closed_pipe(e: &CliError) -> bool {
 /// Runs one parsed command.
 pub async fn execute(cli: Cli) -> Result<(), CliError> {
     let settings = Settings::load(cli.config.as_deref())?;
-    crate::telemetry::init(&settings.raw.log);
+    crate::telemetry::init(&settings.log());
     match cli.command {
         Command::CheckConfig => check::run(&settings),
         Command::Status { json } => status::run(&open(&settings).await?, &settings, json).await,
@@ -352,7 +366,23 @@ pub async fn execute(cli: Cli) -> Result<(), CliError> {
         Command::Demo(args) => demo::run(args).await,
         Command::Explain(args) => explain::run(&open(&settings).await?, &settings, args).await,
         Command::Webhooks(cmd) => webhooks::run(&settings, cmd).await,
+        Command::Plan(args) => plan::run(&open_existing(&settings).await?, &settings, args).await,
     }
+}
+
+/// Opens the configured database, which must exist: a command that only
+/// reads never leaves an empty database behind (exit 66 when it is missing).
+pub(crate) async fn open_existing(settings: &Settings) -> Result<Store, CliError> {
+    if !settings.database_path.exists() {
+        return Err(CliError::msg(
+            Exit::NoInput,
+            format!(
+                "no database at {} (database.path); nothing has been imported there",
+                settings.database_path.display()
+            ),
+        ));
+    }
+    open(settings).await
 }
 
 /// Opens the configured database (creating and migrating it as needed).

@@ -61,7 +61,7 @@ pub async fn run(store: &Store, settings: &Settings, json: bool) -> Result<(), C
         .await
         .context("reading campaign_progress")?;
     let row = store.daemon_row().await.context("reading the daemon row")?;
-    let window = 3 * settings.raw.daemon.heartbeat_secs.max(1);
+    let window = 3 * settings.daemon().heartbeat.as_secs().max(1);
     let mut daemon = DaemonState::of(
         &row,
         store.clock().now(),

@@ -7,15 +7,21 @@
 
 mod compliance;
 mod raw;
+mod sections;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Re-exported where they were first defined; they parse domain values.
+pub use crate::domain::{parse_outcomes, parse_region};
 use chrono_tz::Tz;
-pub use compliance::{Compliance, RegionRule};
+pub use compliance::{Compliance, OptOut, RegionRule};
 pub use raw::*;
+pub use sections::{
+    DaemonSettings, DispatchSettings, InboxSettings, LogSettings, ReconcileSettings,
+};
 
 use crate::calendar::{Schedule, Window, parse_tz};
 use crate::domain::Outcome;
@@ -95,6 +101,24 @@ pub struct Settings {
     pub compliance: Compliance,
     /// `[webhooks]`, when `webhooks.url` is set.
     pub webhooks: Option<crate::webhooks::WebhookSettings>,
+}
+
+impl crate::store::NewCampaign {
+    /// A campaign named `name` with the configured defaults.
+    pub fn from_defaults(name: &str, d: &CampaignDefaults) -> Self {
+        Self {
+            name: name.trim().to_string(),
+            agent_id: d.agent_id,
+            from_number_id: d.from_number_id,
+            schedule: d.schedule.clone(),
+            timezone: d.timezone,
+            window: d.window,
+            max_attempts: d.max_attempts,
+            retry_delay_secs: d.retry_delay_secs,
+            retry_outcomes: d.retry_outcomes.clone(),
+            region: d.region,
+        }
+    }
 }
 
 impl Settings {
@@ -267,6 +291,7 @@ fn merge(file: Option<&Path>, env: &HashMap<String, String>) -> Result<RawConfig
             .list_separator(",")
             .with_list_parse_key("campaign_defaults.retry_outcomes")
             .with_list_parse_key("webhooks.events")
+            .with_list_parse_key("compliance.opt_out.phrases")
             .source(Some(vars)),
     );
     let origin = if env_names.is_empty() {
@@ -361,37 +386,6 @@ fn validate_numbers(raw: &RawConfig) -> Result<(), ConfigError> {
         return Err(invalid("inbox.settle_secs", "must be 0 or more"));
     }
     Ok(())
-}
-
-/// Parses a two-letter region code (`US`, `gb`) into a phonenumber country.
-pub fn parse_region(s: &str) -> Result<phonenumber::country::Id, String> {
-    s.trim()
-        .to_ascii_uppercase()
-        .parse::<phonenumber::country::Id>()
-        .map_err(|_| format!("{s:?} is not a two-letter region code such as US or GB"))
-}
-
-/// Parses a list of outcome names (`no_answer`, `busy`, ...).
-pub fn parse_outcomes(items: &[String]) -> Result<Vec<Outcome>, String> {
-    let mut out = Vec::new();
-    for item in items.iter().flat_map(|s| s.split(',')) {
-        let t = item.trim();
-        if t.is_empty() {
-            continue;
-        }
-        let o: Outcome = t
-            .parse()
-            .map_err(|e: crate::domain::UnknownVariant| e.to_string())?;
-        if matches!(o, Outcome::Completed | Outcome::Unknown) {
-            return Err(format!(
-                "{t} cannot be retried (a completed call is done; an unknown one may have happened)"
-            ));
-        }
-        if !out.contains(&o) {
-            out.push(o);
-        }
-    }
-    Ok(out)
 }
 
 fn resolve_api_key(

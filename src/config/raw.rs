@@ -220,6 +220,8 @@ pub struct RawCompliance {
     pub quiet_hours: String,
     /// Rules per state or province (`"US-FL"`), merged over the shipped ones.
     pub regions: BTreeMap<String, RawRegionRule>,
+    /// `[compliance.opt_out]`: what in a call's log puts its number on the DNC list.
+    pub opt_out: RawOptOut,
 }
 
 impl Default for RawCompliance {
@@ -238,6 +240,38 @@ impl Default for RawCompliance {
             ]
             .into_iter()
             .collect(),
+            opt_out: RawOptOut::default(),
+        }
+    }
+}
+
+/// `[compliance.opt_out]`: a callee who asks not to be called again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawOptOut {
+    /// The extracted variable that, when truthy, opts the callee out (`""`: none).
+    pub variable: String,
+    /// Phrases of the callee's that opt them out (empty: none).
+    pub phrases: Vec<String>,
+}
+
+impl Default for RawOptOut {
+    fn default() -> Self {
+        Self {
+            variable: "opt_out".into(),
+            phrases: [
+                "stop calling",
+                "do not call",
+                "don't call",
+                "dont call",
+                "never call",
+                "remove me from your list",
+                "take me off your list",
+                "put me on your do not call list",
+                "unsubscribe",
+            ]
+            .map(String::from)
+            .to_vec(),
         }
     }
 }

@@ -11,6 +11,7 @@ mod dialcheck;
 mod dispatcher;
 pub mod evidence;
 mod health;
+pub mod optout;
 pub mod policy;
 mod reconciler;
 pub mod retry;
@@ -24,7 +25,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
 
 pub use dispatcher::SweepReport;
 pub use health::StorageFault;
@@ -67,23 +68,23 @@ pub struct EngineConfig {
 impl EngineConfig {
     /// The engine part of the configuration.
     pub fn from_settings(s: &Settings) -> Self {
-        let (d, r) = (&s.raw.dispatch, &s.raw.reconcile);
+        let (d, r) = (s.dispatch(), s.reconcile());
         Self {
             rate_per_second: d.rate_per_second,
             burst: d.burst,
             max_in_flight: d.max_in_flight,
             max_live_calls_per_campaign: d.max_live_calls_per_campaign,
             retry_max_tries: d.retry_max_tries,
-            retry_min_delay: Duration::from_millis(d.retry_min_delay_ms),
-            retry_max_delay: Duration::from_secs(d.retry_max_delay_secs),
+            retry_min_delay: d.retry_min_delay,
+            retry_max_delay: d.retry_max_delay,
             claim_batch: d.claim_batch,
             max_calls_per_number_per_day: d.max_calls_per_number_per_day,
-            max_claim_wait: Duration::from_secs(d.max_claim_wait_secs),
+            max_claim_wait: d.max_claim_wait,
             page_size: r.page_size,
             max_pages_per_poll: r.max_pages_per_poll,
-            uncertain_grace: Duration::from_secs(r.uncertain_grace_secs),
-            outcome_timeout: Duration::from_secs(r.outcome_timeout_secs),
-            log_time_skew: Duration::from_secs(r.log_time_skew_secs),
+            uncertain_grace: r.uncertain_grace,
+            outcome_timeout: r.outcome_timeout,
+            log_time_skew: r.log_time_skew,
             defaults: s.campaign_defaults.clone(),
             compliance: s.compliance.clone(),
         }
@@ -135,6 +136,10 @@ pub struct Engine {
     /// next batch overlaps with sending the last.
     claimed: Pool,
     sweeping: Mutex<HashSet<i64>>,
+    /// Every running sweep holds a clone of this sender; once shutdown drops
+    /// the engine's own, the receiver ends when the last sweep does.
+    sweeps_done: Mutex<Option<mpsc::Sender<()>>>,
+    sweeps_ended: tokio::sync::Mutex<mpsc::Receiver<()>>,
     /// Set after a 401/403 until the pause is cleared in the database.
     auth_paused: AtomicBool,
     /// Requests sent and outcomes written since start, for the status line.
@@ -219,6 +224,7 @@ impl Engine {
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Self> {
         let limiter = Arc::new(cfg.limiter());
+        let (sweeps_done, sweeps_ended) = mpsc::channel(1);
         let reconciler = Reconciler::new(
             store.clone(),
             client.clone(),
@@ -239,6 +245,8 @@ impl Engine {
             cfg: RwLock::new(Arc::new(cfg)),
             gate: RetryGate::default(),
             sweeping: Mutex::new(HashSet::new()),
+            sweeps_done: Mutex::new(Some(sweeps_done)),
+            sweeps_ended: tokio::sync::Mutex::new(sweeps_ended),
             auth_paused: AtomicBool::new(false),
             sent_total: Default::default(),
             finalised_total: Default::default(),
@@ -292,6 +300,30 @@ impl Engine {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .len()
+    }
+
+    /// Waits until every sweep has ended, and lets no new one start: the
+    /// engine drops its own completion sender, so the channel closes when
+    /// the last running sweep drops its clone (call after shutdown was
+    /// requested, under a deadline of the caller's).
+    pub async fn sweeps_finished(&self) {
+        drop(
+            self.sweeps_done
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
+        let mut ended = self.sweeps_ended.lock().await;
+        while ended.recv().await.is_some() {}
+    }
+
+    /// A completion token for a sweep starting now, or `None` once
+    /// [`Engine::sweeps_finished`] was called.
+    fn sweep_token(&self) -> Option<mpsc::Sender<()>> {
+        self.sweeps_done
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// When the Retry-After gate opens, while a `Retry-After` holds every request.

@@ -85,6 +85,9 @@ impl Engine {
 
     /// Spawns a sweep of `c` unless one is running; true when it started.
     fn start_sweep(self: &Arc<Self>, c: Campaign) -> bool {
+        let Some(done) = self.sweep_token() else {
+            return false;
+        };
         {
             let mut running = self.sweeping.lock().unwrap_or_else(|p| p.into_inner());
             if !running.insert(c.id) {
@@ -99,6 +102,7 @@ impl Engine {
             let _running = Sweeping {
                 engine: engine.clone(),
                 campaign_id: c.id,
+                _done: done,
             };
             let result = engine.sweep_campaign(&c).await;
             match result {
@@ -115,10 +119,12 @@ impl Engine {
     }
 }
 
-/// Marks a campaign's sweep as running until dropped.
+/// Marks a campaign's sweep as running until dropped; dropping it also
+/// drops the sweep's completion sender (see [`Engine::sweeps_finished`]).
 struct Sweeping {
     engine: Arc<Engine>,
     campaign_id: i64,
+    _done: tokio::sync::mpsc::Sender<()>,
 }
 
 impl Drop for Sweeping {

@@ -35,7 +35,7 @@ pub use rows::{MAX_CELL_BYTES, Reject, validate_direct};
 pub use source::check_input;
 
 use crate::config::CampaignDefaults;
-use crate::error::{CliError, Exit};
+use crate::domain::CampaignStatus;
 use crate::store::Store;
 
 /// Rows per write transaction.
@@ -105,30 +105,11 @@ impl ImportError {
             report: None,
         }
     }
-
-    /// The exit status this error ends the `import` command with.
-    pub fn exit(&self) -> Exit {
-        match self {
-            Self::Usage(_) => Exit::Usage,
-            Self::NoInput(_) => Exit::NoInput,
-            Self::DataErr { .. } => Exit::DataErr,
-            Self::Other(_) => Exit::Failure,
-        }
-    }
 }
 
 impl From<sqlx::Error> for ImportError {
     fn from(e: sqlx::Error) -> Self {
         Self::Other(anyhow::Error::new(e).context("database error during import"))
-    }
-}
-
-impl From<ImportError> for CliError {
-    fn from(e: ImportError) -> Self {
-        match e {
-            ImportError::Other(err) => CliError::new(Exit::Failure, err),
-            other => CliError::msg(other.exit(), other),
-        }
     }
 }
 
@@ -154,12 +135,12 @@ pub async fn import_file(
     let mut report = ImportReport::new(name, &opened.source, &opened.sha256, req.dry_run);
     if let Some(c) = &existing {
         report.warnings = req.overrides.differences(c);
-        match c.status.as_str() {
-            "paused" => report.warnings.push(format!(
+        match c.status() {
+            CampaignStatus::Paused => report.warnings.push(format!(
                 "campaign {:?} is paused: its new contacts are dialed once it is resumed",
                 c.name
             )),
-            "cancelled" => report.warnings.push(format!(
+            CampaignStatus::Cancelled => report.warnings.push(format!(
                 "campaign {:?} is cancelled, so its new contacts will never be dialed; import them into a new campaign",
                 c.name
             )),
@@ -178,7 +159,7 @@ pub async fn import_file(
     let region = req.overrides.region.or(stored_region).or(defaults.region);
     let plan = pipeline::Plan {
         new_campaign: req.overrides.new_campaign(name, defaults),
-        existing: existing.map(|c| (c.id, c.status)),
+        existing: existing.map(|c| (c.id, c.status())),
     };
     let (rx, producer) = opened.spawn(region);
     pipeline::consume(store, plan, rx, producer, report).await

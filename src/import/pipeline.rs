@@ -7,7 +7,7 @@
 //! durable as any other write, while a million-row import does not wait for
 //! two hundred fsyncs. (Any `FULL` commit by the daemon — dialing one of the
 //! new contacts needs one — also makes the batches before it durable.) The
-//! connection ([`Store::bulk_writer`]) is closed afterwards, never returned
+//! connection ([`Store::bulk_writer`], whose transaction the store owns) is closed afterwards, never returned
 //! to the pool. Its log is copied into the database file by a
 //! [`Checkpointer`] on a second connection, while the writer goes on.
 //!
@@ -21,28 +21,30 @@
 
 use std::collections::HashSet;
 
-use sqlx::{Connection, SqliteConnection};
 use tokio::sync::mpsc;
 
 use super::rows::{Item, Reject};
 use super::source::Producer;
 use super::{BATCH_ROWS, ImportError, ImportReport, MAX_STORED_REJECTS};
 use crate::clock::to_db_text;
-use crate::store::{Checkpointer, NewCampaign, NewContact, Store, StoredReject};
+use crate::domain::CampaignStatus;
+use crate::phone::PhoneNumber;
+use crate::store::{
+    BulkWriter, Checkpointer, ImportBatch, NewCampaign, NewContact, Store, StoredReject,
+};
 
 /// The campaign an import goes into.
 pub(crate) struct Plan {
     /// Settings to create it with, if it does not exist by the first batch.
     pub new_campaign: NewCampaign,
     /// Its id and status when it existed as the import started.
-    pub existing: Option<(i64, String)>,
+    pub existing: Option<(i64, CampaignStatus)>,
 }
 
-struct Writer<'a> {
-    store: &'a Store,
-    conn: SqliteConnection,
+struct Writer {
+    conn: BulkWriter,
     plan: Plan,
-    campaign: Option<(i64, String)>,
+    campaign: Option<(i64, CampaignStatus)>,
     import_id: Option<i64>,
     started_at: String,
     valid: Vec<NewContact>,
@@ -67,9 +69,8 @@ pub(crate) async fn consume(
     let conn = store.bulk_writer().await?;
     let checkpointer = Checkpointer::start(store).await?;
     let mut w = Writer {
-        store,
         conn,
-        campaign: plan.existing.clone(),
+        campaign: plan.existing,
         plan,
         import_id: None,
         started_at: to_db_text(store.clock().now()),
@@ -103,17 +104,17 @@ pub(crate) async fn consume(
     if !any_valid {
         return Err(nothing_importable(report));
     }
-    store.make_durable(&mut w.conn).await?;
+    w.conn.make_durable().await?;
     w.flush(&mut report, true).await?;
     let Writer {
         conn, checkpointer, ..
     } = w;
-    let _ = conn.close().await;
+    conn.close().await;
     checkpointer.finish().await;
     Ok(report)
 }
 
-impl Writer<'_> {
+impl Writer {
     fn keep_reject(&mut self, r: &Reject) {
         if self.stored_rejects < MAX_STORED_REJECTS {
             self.stored_rejects += 1;
@@ -133,69 +134,31 @@ impl Writer<'_> {
     /// Writes the rows and rejects gathered so far in one transaction,
     /// creating the campaign and the import row on the first call.
     async fn flush(&mut self, report: &mut ImportReport, last: bool) -> Result<(), ImportError> {
-        let store = self.store;
         self.checkpointer.pace(self.batches).await;
-        let mut tx = self.conn.begin_with("BEGIN IMMEDIATE").await?;
-        let mut created = false;
-        let (campaign_id, mut status) = match self.campaign.clone() {
-            Some(c) => c,
-            // Looked up again inside the transaction: another process may have created it.
-            None => match store
-                .campaign_id_tx(&mut tx, &self.plan.new_campaign.name)
-                .await?
-            {
-                Some(c) => c,
-                None => {
-                    created = true;
-                    let id = store
-                        .insert_campaign_tx(&mut tx, &self.plan.new_campaign)
-                        .await?;
-                    (id, "active".to_string())
-                }
-            },
-        };
-        let import_id = match self.import_id {
-            Some(id) => id,
-            None => {
-                store
-                    .insert_import_tx(
-                        &mut tx,
-                        campaign_id,
-                        &report.source,
-                        &report.sha256,
-                        &self.started_at,
-                    )
-                    .await?
-            }
-        };
-        let rows = std::mem::replace(&mut self.valid, Vec::with_capacity(BATCH_ROWS));
-        let n = rows.len() as u64;
-        let inserted = store
-            .insert_contacts_tx(&mut tx, campaign_id, import_id, rows)
+        let written = self
+            .conn
+            .write_batch(ImportBatch {
+                campaign: self.campaign,
+                new_campaign: &self.plan.new_campaign,
+                import_id: self.import_id,
+                source: &report.source,
+                sha256: &report.sha256,
+                started_at: &self.started_at,
+                rows: std::mem::replace(&mut self.valid, Vec::with_capacity(BATCH_ROWS)),
+                rejects: &self.rejects,
+                counts: report.counts,
+                last,
+            })
             .await?;
-        store
-            .insert_rejects_tx(&mut tx, import_id, &self.rejects)
-            .await?;
-        if inserted > 0 && status == "completed" {
-            store.reopen_campaign_tx(&mut tx, campaign_id).await?;
-            status = "active".to_string();
-        }
-        let mut counts = report.counts;
-        counts.imported += inserted;
-        counts.duplicate += n - inserted;
-        store
-            .update_import_tx(&mut tx, import_id, counts, last)
-            .await?;
-        tx.commit().await?;
         self.batches += 1;
         self.checkpointer.committed(self.batches);
         self.rejects.clear();
-        report.counts = counts;
-        report.campaign_created |= created;
-        report.campaign_id = Some(campaign_id);
-        report.import_id = Some(import_id);
-        self.campaign = Some((campaign_id, status));
-        self.import_id = Some(import_id);
+        report.counts = written.counts;
+        report.campaign_created |= written.created;
+        report.campaign_id = Some(written.campaign.0);
+        report.import_id = Some(written.import_id);
+        self.campaign = Some(written.campaign);
+        self.import_id = Some(written.import_id);
         Ok(())
     }
 }
@@ -223,7 +186,7 @@ async fn dry_run(
             }
         }
         any_valid |= !numbers.is_empty();
-        let in_campaign: HashSet<String> = match existing {
+        let in_campaign: HashSet<PhoneNumber> = match existing {
             Some(id) if !numbers.is_empty() => store
                 .existing_numbers(id, &numbers)
                 .await?
@@ -232,7 +195,7 @@ async fn dry_run(
             _ => HashSet::new(),
         };
         for p in numbers {
-            if in_campaign.contains(&p) || !seen.insert(number_key(&p)) {
+            if in_campaign.contains(&p) || !seen.insert(number_key(p.as_str())) {
                 report.counts.duplicate += 1;
             } else {
                 report.counts.imported += 1;

@@ -6,7 +6,7 @@
 use phonenumber::country::Id;
 
 use super::header::Mapping;
-use crate::phone::fast::parse_phone;
+use crate::phone::fast::{parse_number, parse_phone};
 use crate::phone::zones::{ZoneSource, parse_contact_tz, zone_source};
 use crate::store::NewContact;
 
@@ -84,7 +84,7 @@ impl Validator {
         }
         Some(match self.contact(line, values) {
             Ok(c) => {
-                let zones = zone_source(c.timezone.is_some(), &c.phone_number);
+                let zones = zone_source(c.timezone.is_some(), c.phone_number.as_str());
                 Item::Valid(c, zones)
             }
             Err(reason) => Item::Reject(self.reject(line, reason, values)),
@@ -124,7 +124,7 @@ impl Validator {
             ));
         }
         let phone_number =
-            parse_phone(values[m.phone].as_ref(), self.region).map_err(|e| e.to_string())?;
+            parse_number(values[m.phone].as_ref(), self.region).map_err(|e| e.to_string())?;
         let opt = |i: Option<usize>| {
             i.map(|i| values[i].as_ref().trim())
                 .filter(|v| !v.is_empty())

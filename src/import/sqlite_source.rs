@@ -52,8 +52,40 @@ pub async fn open(
     .fetch_all(&mut conn)
     .await
     .map_err(|e| ImportError::data(format!("{shown}: cannot read the list of tables: {e}")))?;
+    let (sql, label) = choose_rows(&tables, shown, select)?;
+    let bad_query = |e: sqlx::Error| match select {
+        SqliteSelect::Query(_) => ImportError::Usage(format!("--query: {e}")),
+        _ => ImportError::data(format!("{shown}: cannot read {label}: {e}")),
+    };
+    let stmt = (&mut conn)
+        .prepare(sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(
+            sql.clone(),
+        )))
+        .await
+        .map_err(bad_query)?;
+    let header = stmt
+        .columns()
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
+    Ok(SqliteSource {
+        conn,
+        sql,
+        header,
+        label,
+    })
+}
+
+/// The SQL that reads the rows the import wants, and a label naming them
+/// (`#table` or `?query`): `--query` as given (one statement), `--table`
+/// (matched case-insensitively when not exactly), or the only table.
+fn choose_rows(
+    tables: &[(String, String)],
+    shown: &str,
+    select: &SqliteSelect,
+) -> Result<(String, String), ImportError> {
     let names: Vec<String> = tables.iter().map(|(n, _)| n.clone()).collect();
-    let (sql, label) = match select {
+    Ok(match select {
         SqliteSelect::Query(q) => {
             let q = single_statement(q)?;
             (q.to_string(), format!("?{q}"))
@@ -94,27 +126,6 @@ pub async fn open(
                 }
             }
         }
-    };
-    let bad_query = |e: sqlx::Error| match select {
-        SqliteSelect::Query(_) => ImportError::Usage(format!("--query: {e}")),
-        _ => ImportError::data(format!("{shown}: cannot read {label}: {e}")),
-    };
-    let stmt = (&mut conn)
-        .prepare(sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(
-            sql.clone(),
-        )))
-        .await
-        .map_err(bad_query)?;
-    let header = stmt
-        .columns()
-        .iter()
-        .map(|c| c.name().to_string())
-        .collect();
-    Ok(SqliteSource {
-        conn,
-        sql,
-        header,
-        label,
     })
 }
 

@@ -35,6 +35,11 @@ pub fn parse_phone(raw: &str, region: Option<Id>) -> Result<String, PhoneError> 
     }
 }
 
+/// [`parse_phone`], typed: the number a contact is stored and dialed with.
+pub fn parse_number(raw: &str, region: Option<Id>) -> Result<PhoneNumber, PhoneError> {
+    parse_phone(raw, region).map(PhoneNumber::from_e164_unchecked)
+}
+
 struct Desc {
     lengths: Vec<u16>,
     re: Regex,

@@ -104,6 +104,36 @@ impl PhoneNumber {
     }
 }
 
+impl sqlx::Type<sqlx::Sqlite> for PhoneNumber {
+    fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
+        <String as sqlx::Type<sqlx::Sqlite>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::sqlite::SqliteTypeInfo) -> bool {
+        <String as sqlx::Type<sqlx::Sqlite>>::compatible(ty)
+    }
+}
+
+impl<'q> sqlx::Encode<'q, sqlx::Sqlite> for PhoneNumber {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <sqlx::Sqlite as sqlx::Database>::ArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <String as sqlx::Encode<'q, sqlx::Sqlite>>::encode(self.0.clone(), buf)
+    }
+}
+
+/// Read back as written: every writer of a number column (the import, the
+/// claim's due check, `dnc add`) parsed it first, and one row another
+/// program wrote badly must not stop a query that reads every other row.
+impl<'r> sqlx::Decode<'r, sqlx::Sqlite> for PhoneNumber {
+    fn decode(
+        value: <sqlx::Sqlite as sqlx::Database>::ValueRef<'r>,
+    ) -> Result<Self, sqlx::error::BoxDynError> {
+        <String as sqlx::Decode<'r, sqlx::Sqlite>>::decode(value).map(Self)
+    }
+}
+
 /// `+` and 7 to 15 digits: the form every number is stored in once validated.
 pub fn is_e164_form(s: &str) -> bool {
     s.strip_prefix('+')

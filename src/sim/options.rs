@@ -86,6 +86,11 @@ pub struct SimOptions {
     /// List a call's log only once the call has ended.
     #[arg(long)]
     pub log_after_end: bool,
+    /// Probability that a completed call's callee asks not to be called
+    /// again: its log has `extracted_variables.opt_out = true` and a
+    /// transcript line saying so.
+    #[arg(long = "opt-out", default_value_t = 0.0, value_parser = parse_probability)]
+    pub opt_out: f64,
     /// How `time_of_call` is written: `mdy` (`MM/DD/YYYY HH:MM:SS`, as
     /// documented), `dmy` (`DD/MM/YYYY HH:MM:SS`) or `iso` (RFC 3339 with the offset).
     #[arg(long, default_value = "mdy")]

@@ -16,6 +16,7 @@ pub(crate) fn render(c: &SimCall, now: DateTime<Utc>) -> Value {
     let voicemail = outcome == Some(Outcome::Voicemail);
     let talk = if answered { c.talk_secs } else { 0 };
     let turns: Vec<Turn> = match outcome {
+        Some(Outcome::Completed) if c.opted_out => transcript::opt_out(&c.call_context, c.variant),
         Some(Outcome::Completed) => transcript::conversation(&c.call_context, c.variant),
         Some(Outcome::Voicemail) => transcript::voicemail(&c.call_context),
         _ => Vec::new(),
@@ -65,6 +66,7 @@ pub(crate) fn render(c: &SimCall, now: DateTime<Utc>) -> Value {
             _ => json!(false),
         },
         "extracted_variables": match outcome {
+            Some(Outcome::Completed) if c.opted_out => json!({"call_outcome": "opted_out", "opt_out": true}),
             Some(Outcome::Completed) => json!({"call_outcome": "reached", "confirmed": "yes"}),
             Some(Outcome::Voicemail) => json!({"call_outcome": "voicemail"}),
             _ => json!({}),

@@ -44,6 +44,8 @@ pub(crate) struct SimCall {
     pub talk_secs: u32,
     /// A draw that picks wording variants.
     pub variant: u32,
+    /// The callee asked not to be called again (`--opt-out`; completed calls only).
+    pub opted_out: bool,
     /// How its `time_of_call` is written.
     pub time_style: super::options::TimeStyle,
     /// The `requestId` its dispatch answer carried (an earlier call's under
@@ -233,6 +235,8 @@ impl SimState {
             _ => 0,
         };
         let variant = inner.rng.random::<u32>();
+        // Drawn only with --opt-out set, so other runs keep their sequence.
+        let opted_out = outcome == Outcome::Completed && inner.chance(o.opt_out);
         let mut result = DispatchResult::Dispatched;
         for (p, fault) in [
             (o.fault_500_placed, DispatchResult::Fault500Placed),
@@ -262,6 +266,7 @@ impl SimState {
             outcome,
             talk_secs,
             variant,
+            opted_out,
             time_style: super::options::TimeStyle::of(o),
             answered_request_id,
         });

@@ -62,6 +62,23 @@ pub(crate) fn conversation(context: &Map<String, Value>, variant: u32) -> Vec<Tu
     ]
 }
 
+const OPT_OUTS: [&str; 3] = [
+    "no. Please stop calling me.",
+    "take me off your list, and do not call this number again",
+    "I'm not interested. Don't call me again.",
+];
+
+/// The turns of an answered call whose callee asks not to be called again.
+pub(crate) fn opt_out(context: &Map<String, Value>, variant: u32) -> Vec<Turn> {
+    let mut turns = conversation(context, variant);
+    turns.truncate(1);
+    turns.push(Turn {
+        user: OPT_OUTS[variant as usize % OPT_OUTS.len()].to_string(),
+        bot: "Understood. We will not call you again. Goodbye.".to_string(),
+    });
+    turns
+}
+
 /// The message an agent leaves on an answering machine.
 pub(crate) fn voicemail(context: &Map<String, Value>) -> Vec<Turn> {
     let name = first_text(context, &["name", "customer_name", "first_name"])
@@ -125,5 +142,32 @@ mod tests {
         let clean = crate::provider::clean_transcript(&html).unwrap();
         assert_eq!(clean.lines().count(), 5);
         assert!(clean.contains("plan is gold & silver"));
+    }
+
+    #[test]
+    fn every_opt_out_conversation_is_read_as_an_opt_out_by_the_shipped_phrases() {
+        let ctx = json!({"name": "Ann"});
+        let cfg = crate::config::OptOut::from_raw(&crate::config::RawOptOut::default()).unwrap();
+        for variant in 0..OPT_OUTS.len() as u32 {
+            let html = to_html(&opt_out(ctx.as_object().unwrap(), variant));
+            let log =
+                crate::provider::CallLog::from_value(&json!({"id": 1, "call_conversation": html}))
+                    .unwrap();
+            assert!(
+                crate::engine::optout::opt_out_reason(&cfg, &log).is_some(),
+                "{html}"
+            );
+        }
+        for variant in 0..12 {
+            let html = to_html(&conversation(ctx.as_object().unwrap(), variant));
+            let log =
+                crate::provider::CallLog::from_value(&json!({"id": 1, "call_conversation": html}))
+                    .unwrap();
+            assert_eq!(
+                crate::engine::optout::opt_out_reason(&cfg, &log),
+                None,
+                "{html}"
+            );
+        }
     }
 }

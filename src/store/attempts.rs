@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use super::Store;
 use super::daemon::insert_event;
 use crate::clock::{to_db_text, to_db_text_ms};
-use crate::domain::{ContactState, HoldReason, Outcome};
+use crate::domain::{AttemptState, ContactState, HoldReason, Outcome};
+use crate::phone::PhoneNumber;
 
 /// What became of one dispatch request, as the dispatcher reports it.
 #[derive(Debug, Clone)]
@@ -85,8 +86,8 @@ pub struct Outstanding {
     pub contact_id: i64,
     pub campaign_id: i64,
     pub agent_id: i64,
-    pub to_number: String,
-    pub state: String,
+    pub to_number: PhoneNumber,
+    pub state: AttemptState,
     pub request_id: Option<String>,
     pub provider_status: Option<String>,
     pub sent_at: String,
@@ -124,6 +125,9 @@ pub struct FinalOutcome {
     pub contact_id: i64,
     pub log: FinalLog,
     pub next: ContactNext,
+    /// The callee asked not to be called again (the reason, for the DNC
+    /// entry): the number goes on the list in the outcome's transaction.
+    pub opt_out: Option<String>,
 }
 
 /// What happens to the contact after its attempt's final outcome.
@@ -216,110 +220,9 @@ impl Store {
         let now_ms = self.now_text_ms();
         let mut tx = self.begin_write().await?;
         let results = screen_request_ids(&mut tx, results).await?;
-        let accepted: Vec<(&AttemptResult, &str, &str)> = results
-            .iter()
-            .filter_map(|r| match &r.result {
-                SendResult::Accepted {
-                    request_id,
-                    raw_response,
-                } => Some((r, request_id.as_str(), raw_response.as_str())),
-                _ => None,
-            })
-            .collect();
-        // Fixed-size chunks (padded with rows of NULLs, which match nothing),
-        // so one prepared statement serves every batch.
-        for chunk in accepted.chunks(ACCEPT_CHUNK) {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(accept_sql()));
-            for (r, request_id, raw) in chunk {
-                let (sent, last) = r.instants();
-                q = q
-                    .bind(r.attempt_id)
-                    .bind(*request_id)
-                    .bind(*raw)
-                    .bind(i64::from(r.tries))
-                    .bind(sent)
-                    .bind(last);
-            }
-            for _ in chunk.len()..ACCEPT_CHUNK {
-                q = q
-                    .bind(None::<i64>)
-                    .bind(None::<&str>)
-                    .bind(None::<&str>)
-                    .bind(None::<i64>)
-                    .bind(None::<&str>)
-                    .bind(None::<&str>);
-            }
-            q.bind(&now).execute(&mut *tx).await?;
-        }
+        record_accepted(&mut tx, &results, &now).await?;
         for r in &results {
-            let tries = i64::from(r.tries);
-            let (sent, last) = r.instants();
-            if !matches!(r.result, SendResult::Accepted { .. }) && sent.is_some() {
-                sqlx::query(
-                    "UPDATE attempts SET sent_at = ?, last_try_at = ? WHERE id = ? AND state = 'sending'",
-                )
-                .bind(&sent)
-                .bind(&last)
-                .bind(r.attempt_id)
-                .execute(&mut *tx)
-                .await?;
-            }
-            match &r.result {
-                // Written together above, in one statement.
-                SendResult::Accepted { .. } => {}
-                SendResult::Uncertain { error } => {
-                    sqlx::query(
-                        "UPDATE attempts SET state = 'uncertain', uncertain_at = ?, error = ?, tries = ? WHERE id = ? AND state = 'sending'",
-                    )
-                    .bind(&now_ms)
-                    .bind(error)
-                    .bind(tries)
-                    .bind(r.attempt_id)
-                    .execute(&mut *tx)
-                    .await?;
-                    insert_event(
-                        &mut tx,
-                        &now,
-                        "attempt_uncertain",
-                        None,
-                        Some(r.contact_id),
-                        Some(r.attempt_id),
-                        Some(error),
-                    )
-                    .await?;
-                }
-                SendResult::Rejected { error } => {
-                    end_unplaced(&mut tx, r.attempt_id, "rejected", error, tries, &now).await?;
-                    sqlx::query(
-                        "UPDATE contacts SET state = 'invalid', invalid_reason = ?, attempts = MAX(attempts - 1, 0), \
-                         next_attempt_at = NULL, updated_at = ? WHERE id = ?",
-                    )
-                    .bind(format!("rejected by the API: {error}"))
-                    .bind(&now)
-                    .bind(r.contact_id)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                SendResult::Unauthorized { error } => {
-                    end_unplaced(&mut tx, r.attempt_id, "rejected", error, tries, &now).await?;
-                    hand_back(&mut tx, r.contact_id, None, None, &now).await?;
-                }
-                SendResult::NotSent { error, retry_at } => {
-                    end_unplaced(&mut tx, r.attempt_id, "not_placed", error, tries, &now).await?;
-                    hand_back(
-                        &mut tx,
-                        r.contact_id,
-                        Some(to_db_text(*retry_at)),
-                        None,
-                        &now,
-                    )
-                    .await?;
-                }
-                SendResult::Refused { error, release } => {
-                    end_unplaced(&mut tx, r.attempt_id, "not_placed", error, tries, &now).await?;
-                    release_contact(&mut tx, r.contact_id, release, &now).await?;
-                }
-            }
+            record_other(&mut tx, r, &now, &now_ms).await?;
         }
         tx.commit().await
     }
@@ -364,7 +267,7 @@ impl Store {
         ))
         .fetch_all(&self.pool)
         .await
-        .map(|v: Vec<Outstanding>| v.into_iter().filter(|a| a.state != "sending").collect())
+        .map(|v: Vec<Outstanding>| v.into_iter().filter(|a| a.state != AttemptState::Sending).collect())
     }
 
     /// Whether some attempt already carries `request_id` (so a log with it is
@@ -497,6 +400,7 @@ impl Store {
             contact_id,
             log,
             next,
+            opt_out,
         } in items
         {
             let n = sqlx::query(
@@ -533,6 +437,11 @@ impl Store {
                 .bind(contact_id)
                 .execute(&mut *tx)
                 .await?;
+            if let Some(reason) = opt_out {
+                // After the contact moved on, so a retry it was given is
+                // suppressed with every other contact of the number.
+                super::dnc::record_opt_out(&mut tx, *attempt_id, reason, &now).await?;
+            }
         }
         tx.commit().await
     }
@@ -612,6 +521,121 @@ impl Store {
         .await?;
         Ok(())
     }
+}
+
+/// Writes every accepted result in fixed-size chunks (padded with rows of
+/// NULLs, which match nothing), so one prepared statement serves every batch.
+async fn record_accepted(
+    tx: &mut sqlx::SqliteConnection,
+    results: &[AttemptResult],
+    now: &str,
+) -> sqlx::Result<()> {
+    let accepted: Vec<(&AttemptResult, &str, &str)> = results
+        .iter()
+        .filter_map(|r| match &r.result {
+            SendResult::Accepted {
+                request_id,
+                raw_response,
+            } => Some((r, request_id.as_str(), raw_response.as_str())),
+            _ => None,
+        })
+        .collect();
+    for chunk in accepted.chunks(ACCEPT_CHUNK) {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(accept_sql()));
+        for (r, request_id, raw) in chunk {
+            let (sent, last) = r.instants();
+            q = q
+                .bind(r.attempt_id)
+                .bind(*request_id)
+                .bind(*raw)
+                .bind(i64::from(r.tries))
+                .bind(sent)
+                .bind(last);
+        }
+        for _ in chunk.len()..ACCEPT_CHUNK {
+            q = q
+                .bind(None::<i64>)
+                .bind(None::<&str>)
+                .bind(None::<&str>)
+                .bind(None::<i64>)
+                .bind(None::<&str>)
+                .bind(None::<&str>);
+        }
+        q.bind(now).execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// Writes one result that is not an acceptance (those went in
+/// [`record_accepted`]): its send instants, then what the result means for
+/// the attempt and its contact.
+async fn record_other(
+    tx: &mut sqlx::SqliteConnection,
+    r: &AttemptResult,
+    now: &str,
+    now_ms: &str,
+) -> sqlx::Result<()> {
+    let tries = i64::from(r.tries);
+    let (sent, last) = r.instants();
+    if !matches!(r.result, SendResult::Accepted { .. }) && sent.is_some() {
+        sqlx::query(
+            "UPDATE attempts SET sent_at = ?, last_try_at = ? WHERE id = ? AND state = 'sending'",
+        )
+        .bind(&sent)
+        .bind(&last)
+        .bind(r.attempt_id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    match &r.result {
+        SendResult::Accepted { .. } => {}
+        SendResult::Uncertain { error } => {
+            sqlx::query(
+                "UPDATE attempts SET state = 'uncertain', uncertain_at = ?, error = ?, tries = ? WHERE id = ? AND state = 'sending'",
+            )
+            .bind(now_ms)
+            .bind(error)
+            .bind(tries)
+            .bind(r.attempt_id)
+            .execute(&mut *tx)
+            .await?;
+            insert_event(
+                tx,
+                now,
+                "attempt_uncertain",
+                None,
+                Some(r.contact_id),
+                Some(r.attempt_id),
+                Some(error),
+            )
+            .await?;
+        }
+        SendResult::Rejected { error } => {
+            end_unplaced(tx, r.attempt_id, "rejected", error, tries, now).await?;
+            sqlx::query(
+                "UPDATE contacts SET state = 'invalid', invalid_reason = ?, attempts = MAX(attempts - 1, 0), \
+                 next_attempt_at = NULL, updated_at = ? WHERE id = ?",
+            )
+            .bind(format!("rejected by the API: {error}"))
+            .bind(now)
+            .bind(r.contact_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        SendResult::Unauthorized { error } => {
+            end_unplaced(tx, r.attempt_id, "rejected", error, tries, now).await?;
+            hand_back(tx, r.contact_id, None, None, now).await?;
+        }
+        SendResult::NotSent { error, retry_at } => {
+            end_unplaced(tx, r.attempt_id, "not_placed", error, tries, now).await?;
+            hand_back(tx, r.contact_id, Some(to_db_text(*retry_at)), None, now).await?;
+        }
+        SendResult::Refused { error, release } => {
+            end_unplaced(tx, r.attempt_id, "not_placed", error, tries, now).await?;
+            release_contact(tx, r.contact_id, release, now).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Ends an attempt that certainly placed no call.

@@ -5,8 +5,7 @@ use sqlx::Row;
 
 use super::Store;
 use crate::calendar::{Schedule, Window, parse_tz};
-use crate::config::{CampaignDefaults, parse_outcomes};
-use crate::domain::{CampaignStatus, Outcome};
+use crate::domain::{CampaignStatus, Outcome, parse_outcomes, parse_region};
 
 /// A campaign row as stored. Text columns are kept as written, because other
 /// programs may insert campaigns; [`Campaign::rules`] parses them.
@@ -120,7 +119,7 @@ impl Campaign {
             .region
             .as_deref()
             .filter(|r| !r.trim().is_empty())
-            .map(crate::config::parse_region)
+            .map(parse_region)
             .transpose()
             .map_err(|m| col("region", m))?;
         Ok(CampaignRules {
@@ -151,24 +150,6 @@ pub struct NewCampaign {
     pub retry_delay_secs: u64,
     pub retry_outcomes: Vec<Outcome>,
     pub region: Option<phonenumber::country::Id>,
-}
-
-impl NewCampaign {
-    /// A campaign named `name` with the configured defaults.
-    pub fn from_defaults(name: &str, d: &CampaignDefaults) -> Self {
-        Self {
-            name: name.trim().to_string(),
-            agent_id: d.agent_id,
-            from_number_id: d.from_number_id,
-            schedule: d.schedule.clone(),
-            timezone: d.timezone,
-            window: d.window,
-            max_attempts: d.max_attempts,
-            retry_delay_secs: d.retry_delay_secs,
-            retry_outcomes: d.retry_outcomes.clone(),
-            region: d.region,
-        }
-    }
 }
 
 fn join_outcomes(o: &[Outcome]) -> String {

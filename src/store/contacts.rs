@@ -116,7 +116,7 @@ pub(super) fn parse_rows<T: serde::de::DeserializeOwned>(
 /// A column of the wrong type (another program's write: SQLite lets a text
 /// or a blob into any column) does not fail the read: the contact carries a
 /// `problem` and is marked invalid, and the rest of the campaign goes on.
-async fn due_in(
+pub(super) async fn due_in(
     conn: &mut sqlx::SqliteConnection,
     campaign_id: i64,
     now: DateTime<Utc>,

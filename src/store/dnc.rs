@@ -1,6 +1,7 @@
 //! SQL of the do-not-call list, shared by all campaigns.
 
 use super::Store;
+use super::daemon::insert_event;
 use crate::phone::PhoneNumber;
 
 /// One entry of the do-not-call list.
@@ -11,6 +12,8 @@ pub struct DncEntry {
     pub added_at: String,
     /// `operator`, `import` or `opt-out`.
     pub source: String,
+    /// For an opt-out, the attempt on which the callee asked.
+    pub attempt_id: Option<i64>,
 }
 
 /// Who put a number on the list (`dnc.source`).
@@ -107,9 +110,73 @@ impl Store {
     /// The whole list, by number.
     pub async fn dnc_list(&self) -> sqlx::Result<Vec<DncEntry>> {
         sqlx::query_as(
-            "SELECT phone_number, reason, added_at, source FROM dnc ORDER BY phone_number",
+            "SELECT phone_number, reason, added_at, source, attempt_id FROM dnc ORDER BY phone_number",
         )
         .fetch_all(&self.pool)
         .await
     }
+}
+
+/// A callee asked, on attempt `attempt_id`, not to be called again: its
+/// number goes on the list (`source = 'opt-out'`, with the attempt), unless
+/// it is there already, whose entry (an operator's, say) is kept as it is;
+/// every contact of the number still waiting, in every campaign, becomes
+/// `suppressed`; and `events` records it (`dnc_opt_out`). Runs in the
+/// caller's transaction, the one that writes the attempt's outcome.
+pub(super) async fn record_opt_out(
+    tx: &mut sqlx::SqliteConnection,
+    attempt_id: i64,
+    reason: &str,
+    now: &str,
+) -> sqlx::Result<()> {
+    // The number dialed; the contact's, for a row written without one.
+    let found: Option<(Option<String>, i64, i64)> = sqlx::query_as(
+        "SELECT COALESCE(a.to_number, c.phone_number), a.campaign_id, a.contact_id \
+         FROM attempts a JOIN contacts c ON c.id = a.contact_id WHERE a.id = ?",
+    )
+    .bind(attempt_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((Some(number), campaign_id, contact_id)) = found else {
+        return Ok(());
+    };
+    let added = sqlx::query(
+        "INSERT INTO dnc (phone_number, reason, added_at, source, attempt_id) \
+         VALUES (?, ?, ?, 'opt-out', ?) ON CONFLICT (phone_number) DO NOTHING",
+    )
+    .bind(&number)
+    .bind(reason)
+    .bind(now)
+    .bind(attempt_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let suppressed = sqlx::query(
+        "UPDATE contacts SET state = 'suppressed', next_attempt_at = NULL, hold_reason = 'dnc', updated_at = ? \
+         WHERE phone_number = ? AND state IN ('pending', 'retry_wait')",
+    )
+    .bind(now)
+    .bind(&number)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let detail = if added > 0 {
+        format!(
+            "{number} added to the DNC list: {reason}; {suppressed} waiting contacts suppressed"
+        )
+    } else {
+        format!(
+            "{number} was already on the DNC list (entry kept): {reason}; {suppressed} waiting contacts suppressed"
+        )
+    };
+    insert_event(
+        tx,
+        now,
+        "dnc_opt_out",
+        Some(campaign_id),
+        Some(contact_id),
+        Some(attempt_id),
+        Some(&detail),
+    )
+    .await
 }

@@ -9,15 +9,17 @@
 
 use std::sync::OnceLock;
 
-use sqlx::{ConnectOptions, Row, SqliteConnection};
+use sqlx::{Row, SqliteConnection};
 
 use super::Store;
+use crate::domain::CampaignStatus;
+use crate::phone::PhoneNumber;
 
 /// A validated contact ready to be inserted (its number already E.164).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewContact {
-    /// E.164 number.
-    pub phone_number: String,
+    /// The number, parsed.
+    pub phone_number: PhoneNumber,
     /// JSON object text.
     pub call_context: String,
     /// A valid IANA zone name.
@@ -97,39 +99,12 @@ fn full_insert_sql() -> &'static str {
 }
 
 impl Store {
-    /// A connection of its own for an import's writer: intermediate batches
-    /// commit with `synchronous = NORMAL` (see [`Store::make_durable`] for
-    /// the last), a larger page cache keeps the upper levels of the table
-    /// and its two indexes in memory, and automatic checkpoints are off: a
-    /// [`Checkpointer`](super::Checkpointer) copies the log on a thread of
-    /// its own instead.
-    pub async fn bulk_writer(&self) -> sqlx::Result<SqliteConnection> {
-        let mut conn = self.pool.connect_options().connect().await?;
-        for pragma in [
-            "PRAGMA synchronous = NORMAL",
-            "PRAGMA cache_size = -24576",
-            "PRAGMA wal_autocheckpoint = 0",
-        ] {
-            sqlx::query(pragma).execute(&mut conn).await?;
-        }
-        Ok(conn)
-    }
-
-    /// Makes the next commit of `conn` (the bulk writer's last) an fsync of
-    /// the log, which also covers every earlier batch's frames.
-    pub async fn make_durable(&self, conn: &mut SqliteConnection) -> sqlx::Result<()> {
-        sqlx::query("PRAGMA synchronous = FULL")
-            .execute(conn)
-            .await
-            .map(|_| ())
-    }
-
     /// The id of campaign `name`, read inside an open transaction.
-    pub async fn campaign_id_tx(
+    pub(super) async fn campaign_id_tx(
         &self,
         conn: &mut SqliteConnection,
         name: &str,
-    ) -> sqlx::Result<Option<(i64, String)>> {
+    ) -> sqlx::Result<Option<(i64, CampaignStatus)>> {
         let row = sqlx::query("SELECT id, status FROM campaigns WHERE name = ?")
             .bind(name.trim())
             .fetch_optional(&mut *conn)
@@ -154,7 +129,7 @@ impl Store {
     }
 
     /// Starts an `imports` row inside an open transaction; returns its id.
-    pub async fn insert_import_tx(
+    pub(super) async fn insert_import_tx(
         &self,
         conn: &mut SqliteConnection,
         campaign_id: i64,
@@ -174,7 +149,7 @@ impl Store {
     /// Inserts validated contacts into `campaign_id`; a number already in the
     /// campaign is skipped. Returns how many rows were inserted. The rows are
     /// taken by value so their text moves into the statement uncopied.
-    pub async fn insert_contacts_tx(
+    pub(super) async fn insert_contacts_tx(
         &self,
         conn: &mut SqliteConnection,
         campaign_id: i64,
@@ -214,7 +189,7 @@ impl Store {
     }
 
     /// Records rejected rows of import `import_id`.
-    pub async fn insert_rejects_tx(
+    pub(super) async fn insert_rejects_tx(
         &self,
         conn: &mut SqliteConnection,
         import_id: i64,
@@ -236,7 +211,7 @@ impl Store {
 
     /// Writes an import's counts; with `finished` also stamps `finished_at`,
     /// which marks the content as fully imported.
-    pub async fn update_import_tx(
+    pub(super) async fn update_import_tx(
         &self,
         conn: &mut SqliteConnection,
         import_id: i64,
@@ -264,8 +239,8 @@ impl Store {
     pub async fn existing_numbers(
         &self,
         campaign_id: i64,
-        numbers: &[String],
-    ) -> sqlx::Result<Vec<String>> {
+        numbers: &[PhoneNumber],
+    ) -> sqlx::Result<Vec<PhoneNumber>> {
         let list = serde_json::to_string(numbers).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
         sqlx::query_scalar(
             "SELECT j.value FROM json_each(?) j \

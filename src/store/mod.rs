@@ -3,6 +3,7 @@
 //! one statement or one short transaction; none is held across an HTTP call.
 
 mod attempts;
+mod bulk;
 mod campaigns;
 mod checkpoint;
 mod compliance;
@@ -11,6 +12,7 @@ mod daemon;
 mod dial;
 mod dnc;
 mod imports;
+mod plan;
 mod report;
 mod webhooks;
 
@@ -46,6 +48,7 @@ macro_rules! live_attempt {
 pub(crate) use live_attempt;
 
 pub use attempts::*;
+pub use bulk::{BatchWritten, BulkWriter, ImportBatch};
 pub use campaigns::*;
 pub use checkpoint::Checkpointer;
 pub use compliance::*;
@@ -54,6 +57,7 @@ pub use daemon::*;
 pub use dial::*;
 pub use dnc::*;
 pub use imports::*;
+pub use plan::*;
 pub use report::*;
 pub use webhooks::*;
 
@@ -196,17 +200,10 @@ impl Store {
         create_private(path).map_err(io)?;
         // Held until the migrations are done: see `migration_lock`.
         let _migrating = migration_lock(path).await.map_err(io)?;
-        let opts = SqliteConnectOptions::from_str("sqlite:")
-            .map_err(|source| OpenError::Open {
-                path: shown.clone(),
-                source,
-            })?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+        let opts = connect_options(path).map_err(|source| OpenError::Open {
+            path: shown.clone(),
+            source,
+        })?;
         let pool = pool_options()
             .connect_with(opts.clone())
             .await
@@ -214,52 +211,14 @@ impl Store {
                 path: shown.clone(),
                 source,
             })?;
-        let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
         let keep = operators_objects(&pool)
             .await
             .map_err(|e| OpenError::Migrate {
                 path: shown.clone(),
                 source: MigrateError::Execute(e),
             })?;
-        // Written before the rebuild, so that the SQL survives a crash
-        // between the rebuild and the recreation.
-        if !keep.is_empty()
-            && let Ok(mut conn) = pool.acquire().await
-        {
-            let now = to_db_text(clock.now());
-            for (name, sql) in &keep {
-                let detail = format!(
-                    "rebuilding contacts and attempts drops {name}; it is created again afterwards from: {sql}"
-                );
-                let _ = daemon::insert_event(
-                    &mut conn,
-                    &now,
-                    "migration",
-                    None,
-                    None,
-                    None,
-                    Some(&detail),
-                )
-                .await;
-            }
-        }
-        match MIGRATOR.run(&pool).await {
-            Ok(()) => {}
-            Err(MigrateError::VersionMissing(found))
-            | Err(MigrateError::VersionTooNew(found, _)) => {
-                return Err(OpenError::TooNew {
-                    path: shown,
-                    found,
-                    known,
-                });
-            }
-            Err(source) => {
-                return Err(OpenError::Migrate {
-                    path: shown,
-                    source,
-                });
-            }
-        }
+        note_rebuild(&pool, &keep, &to_db_text(clock.now())).await;
+        migrate(&pool, shown).await?;
         let store = Self {
             pool,
             clock,
@@ -460,15 +419,52 @@ pub(crate) fn pool_options() -> SqlitePoolOptions {
         })
 }
 
+/// How every connection of the store opens the database: WAL, full sync,
+/// foreign keys, and a busy timeout long enough for another writer's turn.
+fn connect_options(path: &Path) -> Result<SqliteConnectOptions, sqlx::Error> {
+    Ok(SqliteConnectOptions::from_str("sqlite:")?
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10)))
+}
+
+/// Records, before a migration rebuilds `contacts` and `attempts`, the SQL
+/// of each operator's object the rebuild drops, so that it survives a crash
+/// between the rebuild and the recreation.
+async fn note_rebuild(pool: &SqlitePool, keep: &[(String, String)], now: &str) {
+    if keep.is_empty() {
+        return;
+    }
+    let Ok(mut conn) = pool.acquire().await else {
+        return;
+    };
+    for (name, sql) in keep {
+        let detail = format!(
+            "rebuilding contacts and attempts drops {name}; it is created again afterwards from: {sql}"
+        );
+        let _ = daemon::insert_event(&mut conn, now, "migration", None, None, None, Some(&detail))
+            .await;
+    }
+}
+
+/// Runs the embedded migrations; a database from a newer dialerd is refused.
+async fn migrate(pool: &SqlitePool, path: String) -> Result<(), OpenError> {
+    let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+    match MIGRATOR.run(pool).await {
+        Ok(()) => Ok(()),
+        Err(MigrateError::VersionMissing(found)) | Err(MigrateError::VersionTooNew(found, _)) => {
+            Err(OpenError::TooNew { path, found, known })
+        }
+        Err(source) => Err(OpenError::Migrate { path, source }),
+    }
+}
+
 /// Parses an optional stored time, tolerating text written by other programs.
 pub(crate) fn parse_time(s: Option<&str>) -> Option<DateTime<Utc>> {
     s.and_then(crate::clock::from_db_text)
-}
-
-impl From<OpenError> for crate::error::CliError {
-    fn from(e: OpenError) -> Self {
-        crate::error::CliError::new(crate::error::Exit::Failure, e)
-    }
 }
 
 #[cfg(test)]

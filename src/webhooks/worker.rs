@@ -1,7 +1,7 @@
 //! The delivery worker: one [`Deliverer::step`] sends what is due (at most
 //! `webhooks.max_in_flight` requests at once, each contact's events in
-//! order) and records each answer in its row; [`Deliverer::run`] loops over
-//! it until the daemon stops. All of its state is in the database, so a
+//! order) and records each answer in its row; [`Deliverer::run`] drives it
+//! as a [`Worker`](crate::worker::Worker) until the daemon stops. All of its state is in the database, so a
 //! restart resends what was not recorded as delivered, with the same
 //! delivery id (at least once). It has its own HTTP client and task: a slow
 //! receiver holds up nothing but its own events.
@@ -173,39 +173,14 @@ impl Deliverer {
 
     /// Steps until `stop` turns true; a step in progress is abandoned then
     /// (what it had not recorded is sent again after the restart).
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+    pub async fn run(self, stop: watch::Receiver<bool>) {
         tracing::info!(
             host = self.settings.url.host_str().unwrap_or(""),
             events = ?self.settings.events,
             "delivering webhooks"
         );
-        let poll = self.settings.poll_interval;
-        loop {
-            let step = tokio::select! {
-                s = self.step() => s,
-                _ = stop.wait_for(|s| *s) => return,
-            };
-            let wait = match step {
-                Ok(Step::Worked(_)) => Duration::ZERO,
-                Ok(Step::Idle) => poll,
-                // New events may come in meanwhile: look at least every poll.
-                Ok(Step::Backoff(d)) => d.min(poll),
-                Err(e) => {
-                    tracing::warn!(error = %e, "webhook step failed; will retry");
-                    poll
-                }
-            };
-            if wait.is_zero() {
-                if *stop.borrow() {
-                    return;
-                }
-                continue;
-            }
-            tokio::select! {
-                _ = self.clock.sleep(wait) => {}
-                _ = stop.wait_for(|s| *s) => return,
-            }
-        }
+        let clock = self.clock.clone();
+        crate::worker::run_until_stopped(self, clock, stop).await;
     }
 }
 

@@ -44,9 +44,15 @@ impl Reconciler {
         if let Some(c) = campaigns.get(&a.campaign_id) {
             metrics::counter!("dialerd_outcomes_total", "campaign" => c.name.clone(), "outcome" => outcome.as_str()).increment(1);
         }
+        let opt_out = super::super::optout::opt_out_reason(&self.cfg.compliance.opt_out, log);
+        if let Some(why) = &opt_out {
+            tracing::info!(attempt = a.id, contact = a.contact_id, reason = %why, "callee opted out: number goes on the DNC list");
+            metrics::counter!("dialerd_opt_outs_total").increment(1);
+        }
         finals.push(FinalOutcome {
             attempt_id: a.id,
             contact_id: a.contact_id,
+            opt_out,
             log: FinalLog {
                 outcome,
                 provider_status: log.call_status_raw.clone(),
@@ -105,6 +111,7 @@ impl Reconciler {
         FinalOutcome {
             attempt_id: a.id,
             contact_id: a.contact_id,
+            opt_out: None,
             log: FinalLog {
                 outcome: Outcome::Unknown,
                 provider_status: a.provider_status.clone(),

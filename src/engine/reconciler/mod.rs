@@ -27,6 +27,7 @@ use chrono::{DateTime, Utc};
 use super::EngineConfig;
 use super::evidence::{IdMarks, ListingTrust, ZoneEvidence};
 use crate::clock::{SharedClock, from_db_text, minus};
+use crate::domain::AttemptState;
 use crate::provider::Client;
 use crate::store::{Campaign, Outstanding, Store};
 use scan::Scan;
@@ -160,7 +161,7 @@ impl Reconciler {
         metrics::gauge!("dialerd_uncertain_attempts").set(
             outstanding
                 .iter()
-                .filter(|a| a.state == "uncertain")
+                .filter(|a| a.state == AttemptState::Uncertain)
                 .count() as f64,
         );
         if outstanding.is_empty() {
@@ -183,7 +184,7 @@ impl Reconciler {
         self.ambiguous.retain(|id| {
             outstanding
                 .iter()
-                .any(|a| a.id == *id && a.state == "uncertain")
+                .any(|a| a.id == *id && a.state == AttemptState::Uncertain)
         });
         for agent in agents {
             let mine: Vec<&Outstanding> =
@@ -215,7 +216,11 @@ impl Reconciler {
             .map(|s| chrono::Duration::milliseconds((s * 1000.0) as i64));
         let unseen = outstanding
             .iter()
-            .filter(|a| a.state == "accepted" && a.log_seen_at.is_none() && a.call_log_id.is_none())
+            .filter(|a| {
+                a.state == AttemptState::Accepted
+                    && a.log_seen_at.is_none()
+                    && a.call_log_id.is_none()
+            })
             .filter_map(|a| from_db_text(&a.sent_at))
             .map(|sent| now - sent)
             .max();
@@ -255,8 +260,8 @@ impl Reconciler {
         };
         self.last_read.insert(agent, self.clock.now());
         for a in mine {
-            match (a.state.as_str(), a.request_id.as_deref(), a.call_log_id) {
-                ("uncertain", _, _) => work.uncertain.push(a),
+            match (a.state, a.request_id.as_deref(), a.call_log_id) {
+                (AttemptState::Uncertain, _, _) => work.uncertain.push(a),
                 (_, Some(rid), _) => {
                     work.by_request.insert(rid, a);
                 }

@@ -140,7 +140,7 @@ impl Reconciler {
             .and_then(|r| work.by_request.remove(r));
         if let Some(a) = by_request
             && let Some(to) = log.to_number.as_deref()
-            && !same_number(&a.to_number, to)
+            && !same_number(a.to_number.as_str(), to)
         {
             // The API answered this attempt with another call's request id.
             let why = format!(
@@ -192,7 +192,7 @@ impl Reconciler {
             .uncertain
             .iter()
             .enumerate()
-            .filter(|(_, a)| same_number(&a.to_number, to))
+            .filter(|(_, a)| same_number(a.to_number.as_str(), to))
             .filter(|(_, a)| latest.is_none_or(|t| t >= claimed_at(a)))
             .map(|(i, _)| i)
             .collect();

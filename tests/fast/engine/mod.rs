@@ -6,7 +6,11 @@
 mod clock;
 mod dial_time;
 mod faults;
+mod opt_out;
+mod plan;
 mod policy;
 mod property;
 mod reconcile;
+mod shutdown;
 mod storage;
+mod workers;
