@@ -2,7 +2,7 @@
 # The long fault soak: every simulator fault at once plus a server rate limit
 # below the daemon's rate, over CONTACTS contacts, one `run --until-idle`;
 # nothing dialed twice, nothing lost, Retry-After never violated
-# (tests/soak.rs says exactly what is checked and how).
+# (tests/harnesses/soak.rs says exactly what is checked and how).
 #
 #   scripts/soak.sh [CONTACTS]                 # default 20000
 #
@@ -16,4 +16,4 @@ echo "fault soak: $contacts contacts, seed $seed (repeat with SEED=$seed)"
 export DIALERD_SOAK_CONTACTS="$contacts" DIALERD_SOAK_SEED="$seed"
 export DIALERD_SOAK_IDLE_SECS="${IDLE_SECS:-$((300 + contacts / 10))}"
 # shellcheck disable=SC2086
-exec cargo test ${CARGO_TEST_FLAGS:-} --test soak -- --nocapture --test-threads=1
+exec cargo test ${CARGO_TEST_FLAGS:-} --test harnesses -- soak:: --nocapture --test-threads=1

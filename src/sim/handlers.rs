@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -83,6 +83,30 @@ fn unauthorized() -> Response {
     )
 }
 
+/// Counts a dispatch request from arrival until its handler ends (answered,
+/// or dropped with its connection), so a test can wait for the requests a
+/// stopped client left on the wire instead of sleeping.
+struct InProgress<'a>(&'a SimState);
+
+impl<'a> InProgress<'a> {
+    fn enter(st: &'a SimState) -> InProgress<'a> {
+        st.counters
+            .dispatches_in_progress
+            .fetch_add(1, Ordering::SeqCst);
+        InProgress(st)
+    }
+}
+
+impl Drop for InProgress<'_> {
+    fn drop(&mut self) {
+        self.0
+            .counters
+            .dispatches_in_progress
+            .fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// `--latency-ms`: stands for the network, so it waits in real time.
 async fn latency(st: &SimState) {
     if st.opts.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(st.opts.latency_ms)).await;
@@ -96,10 +120,13 @@ async fn dispatch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let received_at = Utc::now();
+    // Stamped on the simulator's clock (the test's clock when given): the
+    // journal, `time_of_call` and the call's progress share one time line.
+    let received_at = st.clock.now();
     st.counters
         .dispatch_requests
         .fetch_add(1, Ordering::Relaxed);
+    let _in_progress = InProgress::enter(&st);
     latency(&st).await;
     let parsed: Option<Value> = serde_json::from_slice(&body).ok();
     let field = |k: &str| parsed.as_ref().and_then(|v| v.get(k));
@@ -125,8 +152,7 @@ async fn dispatch(
         record(entry);
         return unauthorized();
     }
-    // Logs are stamped on the simulator's clock (the tests' clock when given).
-    let req = match validate(parsed.as_ref(), st.clock.now()) {
+    let req = match validate(parsed.as_ref(), received_at) {
         Ok(req) => req,
         Err(err) => {
             record(entry);
@@ -134,7 +160,7 @@ async fn dispatch(
         }
     };
     let context_len = req.call_context.len();
-    match st.decide(req, Instant::now()) {
+    match st.decide(req) {
         Decision::NotPlaced(result) => {
             entry.result = result;
             record(entry);
@@ -192,7 +218,9 @@ async fn dispatch(
     }
 }
 
-/// Waits `--timeout-hold-secs`, or until the server stops.
+/// Waits `--timeout-hold-secs`, or until the server stops. Real time: the
+/// hold stands for a hung server and must outlast the client's own timeout,
+/// which is real time too.
 async fn withhold(st: &SimState) {
     let mut stopping = st.stopping.subscribe();
     let hold =
@@ -268,7 +296,7 @@ async fn list_logs(
         Ok(q) => q,
         Err(err) => return err.into_response(),
     };
-    let now = Instant::now();
+    let now = st.clock.now();
     let size = st
         .opts
         .max_page_size
@@ -319,7 +347,7 @@ async fn get_log(State(st): St, headers: HeaderMap, Path(id): Path<String>) -> R
     }
     match id.trim().parse::<i64>().ok().and_then(|id| st.get(id)) {
         Some(call) => {
-            axum::Json(json!({"call_log_data": [render(&call, Instant::now())]})).into_response()
+            axum::Json(json!({"call_log_data": [render(&call, st.clock.now())]})).into_response()
         }
         None => error(
             StatusCode::NOT_FOUND,

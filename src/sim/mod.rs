@@ -10,7 +10,9 @@
 //! `call_status: "completed"` with `is_voicemail: true` and `amd_detected: true`.
 //! The `call_status=voicemail` filter selects them.
 //!
-//! The simulator is a separate server and uses real time.
+//! The simulator reads time from the clock abstraction (`crate::clock`):
+//! `dialerd simulate` runs on the system clock; tests hand
+//! [`spawn_with_clock`] their manual clock, and calls progress as they move it.
 
 mod handlers;
 mod journal;
@@ -71,8 +73,9 @@ pub async fn spawn(opts: SimOptions) -> anyhow::Result<SimHandle> {
     spawn_with_clock(opts, Arc::new(crate::clock::SystemClock)).await
 }
 
-/// [`spawn`], stamping logs with `clock` (a test's clock, so `time_of_call`
-/// and the engine's send times are on one time line).
+/// [`spawn`] on `clock` (a test's clock): `time_of_call`, the journal, the
+/// rate-limit window and each call's progress follow it, so a test moves
+/// calls to their final status by moving the clock instead of sleeping.
 pub async fn spawn_with_clock(
     opts: SimOptions,
     clock: crate::clock::SharedClock,
@@ -131,6 +134,14 @@ impl SimHandle {
     /// The counters, as `/_sim/stats` serves them.
     pub fn stats(&self) -> SimStats {
         self.state.stats()
+    }
+
+    /// Dispatch requests received and not yet answered (or dropped).
+    pub fn dispatches_in_progress(&self) -> u64 {
+        self.state
+            .counters
+            .dispatches_in_progress
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Every journal entry so far (the same as the `--journal` file's lines).

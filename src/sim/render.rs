@@ -1,9 +1,7 @@
 //! A simulated call as the API's call-log JSON, as it stands at a given
 //! instant, in the shape of the fixtures (`false` for empty values).
 
-use std::time::Instant;
-
-use chrono::Duration as ChronoDuration;
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use serde_json::{Value, json};
 
 use super::state::{Phase, SimCall};
@@ -11,7 +9,7 @@ use super::transcript::{self, Turn};
 use crate::domain::Outcome;
 
 /// The call's log at `now`.
-pub(crate) fn render(c: &SimCall, now: Instant) -> Value {
+pub(crate) fn render(c: &SimCall, now: DateTime<Utc>) -> Value {
     let done = c.phase(now) == Phase::Final;
     let outcome = done.then_some(c.outcome);
     let answered = matches!(outcome, Some(Outcome::Completed | Outcome::Voicemail));

@@ -2,7 +2,8 @@
 //! insertion order, the rate-limit window and the counters.
 //!
 //! A call's status is computed on read from its dispatch instant and its
-//! drawn length, so no task runs per call.
+//! drawn length, both on the simulator's clock, so no task runs per call and
+//! a test moves calls along by moving its clock.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,8 +35,8 @@ pub(crate) struct SimCall {
     pub to_number: String,
     pub from_number_id: Option<i64>,
     pub call_context: Map<String, Value>,
+    /// When the request arrived, on the simulator's clock; progress counts from here.
     pub dispatched_at: DateTime<Utc>,
-    pub started: Instant,
     /// Time from dispatch to the final status.
     pub final_after: Duration,
     pub outcome: Outcome,
@@ -64,8 +65,11 @@ pub(crate) enum Phase {
 }
 
 impl SimCall {
-    pub(crate) fn phase(&self, now: Instant) -> Phase {
-        let elapsed = now.saturating_duration_since(self.started);
+    pub(crate) fn phase(&self, now: DateTime<Utc>) -> Phase {
+        // A clock set back before the dispatch reads as no time elapsed.
+        let elapsed = (now - self.dispatched_at)
+            .to_std()
+            .unwrap_or(Duration::ZERO);
         if elapsed >= self.final_after {
             Phase::Final
         } else if elapsed < self.final_after / 3 {
@@ -79,7 +83,7 @@ impl SimCall {
 
     /// The `call_status` text at `now`. A voicemail is `completed` with
     /// `is_voicemail: true`, as the real API reports answering machines.
-    pub(crate) fn status_text(&self, now: Instant) -> &'static str {
+    pub(crate) fn status_text(&self, now: DateTime<Utc>) -> &'static str {
         match self.phase(now) {
             Phase::Queued => "queued",
             Phase::Ringing => "ringing",
@@ -97,7 +101,7 @@ impl SimCall {
     /// Whether the `call_status` filter `wanted` (already through
     /// [`normalise_filter`]) matches at `now`. `voicemail` matches voicemails,
     /// which are otherwise `completed`.
-    pub(crate) fn status_matches(&self, wanted: &str, now: Instant) -> bool {
+    pub(crate) fn status_matches(&self, wanted: &str, now: DateTime<Utc>) -> bool {
         if wanted == "voicemail" {
             return self.outcome == Outcome::Voicemail && self.phase(now) == Phase::Final;
         }
@@ -146,6 +150,8 @@ pub struct SimStats {
 #[derive(Default)]
 pub(crate) struct Counters {
     pub dispatch_requests: AtomicU64,
+    /// Dispatch requests received whose answer is not yet written.
+    pub dispatches_in_progress: AtomicU64,
     pub calls_placed: AtomicU64,
     pub log_list_requests: AtomicU64,
     pub log_get_requests: AtomicU64,
@@ -155,8 +161,11 @@ pub(crate) struct Counters {
 /// Everything the handlers share.
 pub(crate) struct SimState {
     pub opts: SimOptions,
-    /// The clock logs are stamped with (`time_of_call`); call progress and
-    /// the journal keep real time.
+    /// The clock everything the API shows is read on: `time_of_call`, call
+    /// progress and the journal. What stands for the server's capacity and
+    /// the network stays on real time: `--rate-limit`'s one-second window,
+    /// `--latency-ms`, and the `--fault-timeout` hold, which must outlast the
+    /// client's own (real-time) timeout.
     pub clock: crate::clock::SharedClock,
     pub counters: Counters,
     pub journal: Journal,
@@ -205,10 +214,10 @@ impl SimState {
 
     /// Draws the fate of a valid dispatch request, in the documented order,
     /// and records the call when it is placed.
-    pub(crate) fn decide(&self, req: NewCall, now: Instant) -> Decision {
+    pub(crate) fn decide(&self, req: NewCall) -> Decision {
         let o = &self.opts;
         let mut inner = self.lock();
-        if o.rate_limit > 0 && inner.over_rate_limit(o.rate_limit, now) {
+        if o.rate_limit > 0 && inner.over_rate_limit(o.rate_limit, Instant::now()) {
             return Decision::NotPlaced(DispatchResult::RateLimited);
         }
         for (p, result) in [
@@ -255,7 +264,6 @@ impl SimState {
             from_number_id: req.from_number_id,
             call_context: req.call_context,
             dispatched_at: req.received_at,
-            started: now,
             final_after,
             outcome,
             talk_secs,
@@ -281,7 +289,7 @@ impl SimState {
         status: Option<&str>,
         page: usize,
         size: usize,
-        now: Instant,
+        now: DateTime<Utc>,
     ) -> (Vec<Arc<SimCall>>, usize) {
         let status = status.map(normalise_filter);
         let inner = self.lock();

@@ -1,14 +1,21 @@
-//! Shared pieces of the crash and soak harnesses (`tests/crash.rs`,
-//! `tests/soak.rs`): the real `dialerd` binary as child processes that are
-//! always killed (a [`ChildGuard`]), a campaign written by SQL before the
-//! first start, a separate reader process polling the public views, and the
-//! end-of-run audit that compares the simulator's journal (every call really
-//! placed) with the database (every attempt the daemon recorded).
+//! The one harness every test binary shares (`tests/fast`, `tests/e2e`,
+//! `tests/harnesses` each include it with `#[path]`):
+//!
+//! - here: the real `dialerd` binary as child processes that are always
+//!   killed (a [`ChildGuard`]), a campaign written by SQL before the first
+//!   start, a separate reader process polling the public views, the
+//!   end-of-run audit that compares the simulator's journal (every call
+//!   really placed) with the database (every attempt the daemon recorded),
+//!   the rows tests read, and polling with a deadline ([`wait_until`]);
+//! - [`world`]: the in-process world (a database, the simulator and an
+//!   engine on one test clock) and its driver.
 //!
 //! Knobs come from the environment so the scripts in `scripts/` can run the
 //! same tests for longer: see [`env_or`].
 
 #![allow(dead_code)]
+
+pub mod world;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
@@ -99,7 +106,7 @@ impl ChildGuard {
                 self.child = None;
                 return Some(st);
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(POLL_TICK);
         }
         None
     }
@@ -272,6 +279,69 @@ pub fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The last `n` lines of `text` (for failure messages).
+pub fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// How often [`wait_until`] looks again: a polling tick, not a wait for
+/// anything to happen; the deadline is what bounds the wait.
+pub const POLL_TICK: Duration = Duration::from_millis(20);
+
+/// Polls `cond` every [`POLL_TICK`] until it holds or `limit` has passed;
+/// returns whether it held. A slow machine makes this slower, never wrong.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(POLL_TICK);
+    }
+}
+
+/// [`wait_until`] for async code: polls `cond` every [`POLL_TICK`] of real
+/// time until it holds or `limit` has passed.
+pub async fn wait_until_async<F, Fut>(limit: Duration, mut cond: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let end = Instant::now() + limit;
+    loop {
+        if cond().await {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        tokio::time::sleep(POLL_TICK).await;
+    }
+}
+
+/// One integer from the database at `db`, read by a separate connection
+/// (another reader, as an operator's would be) that waits out a writer.
+pub fn sql_i64(db: &Path, sql: &str) -> i64 {
+    runtime().block_on(async {
+        let opts = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(db)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = sqlx::SqlitePool::connect_with(opts)
+            .await
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", db.display()));
+        let v: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+            .fetch_one(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        pool.close().await;
+        v
+    })
 }
 
 /// `n` distinct numbers that `PhoneNumber::parse` accepts unchanged as E.164
@@ -448,7 +518,7 @@ impl Drop for Reader {
     }
 }
 
-/// One attempt row, as the audit needs it.
+/// An attempt row as the tests and the audit read it ([`ATTEMPT_COLUMNS`]).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AttemptRow {
     pub id: i64,
@@ -457,18 +527,30 @@ pub struct AttemptRow {
     pub state: String,
     pub to_number: String,
     pub request_id: Option<String>,
+    pub call_log_id: Option<i64>,
     pub outcome: Option<String>,
     pub error: Option<String>,
 }
 
-/// One contact row.
+/// The columns of [`AttemptRow`], for `SELECT {ATTEMPT_COLUMNS} FROM attempts`.
+pub const ATTEMPT_COLUMNS: &str =
+    "id, contact_id, attempt_no, state, to_number, request_id, call_log_id, outcome, error";
+
+/// A contact row as the tests and the audit read it ([`CONTACT_COLUMNS`]).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ContactRow {
     pub id: i64,
     pub phone_number: String,
     pub state: String,
     pub attempts: i64,
+    pub next_attempt_at: Option<String>,
+    pub invalid_reason: Option<String>,
+    pub validated: i64,
 }
+
+/// The columns of [`ContactRow`], for `SELECT {CONTACT_COLUMNS} FROM contacts`.
+pub const CONTACT_COLUMNS: &str =
+    "id, phone_number, state, attempts, next_attempt_at, invalid_reason, validated";
 
 /// The audit's figures.
 #[derive(Debug, Default)]
@@ -533,14 +615,15 @@ pub fn audit(db: &Path, journal: &[JournalEntry], max_attempts: i64) -> Audit {
             .await
             .expect("open the database for the audit");
         let pool = store.pool();
-        let contacts: Vec<ContactRow> =
-            sqlx::query_as("SELECT id, phone_number, state, attempts FROM contacts ORDER BY id")
-                .fetch_all(pool)
-                .await
-                .expect("read contacts");
-        let attempts: Vec<AttemptRow> = sqlx::query_as(
-            "SELECT id, contact_id, attempt_no, state, to_number, request_id, outcome, error FROM attempts ORDER BY id",
-        )
+        let contacts: Vec<ContactRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CONTACT_COLUMNS} FROM contacts ORDER BY id"
+        )))
+        .fetch_all(pool)
+        .await
+        .expect("read contacts");
+        let attempts: Vec<AttemptRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts ORDER BY id"
+        )))
         .fetch_all(pool)
         .await
         .expect("read attempts");

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use dialerd::cli::plan::{self, Plan};
 
-use crate::helpers::*;
+use crate::harness::world::*;
 
 /// A Miami number (Florida's rules apply by its area code).
 const MIAMI: &str = "+13055550123";

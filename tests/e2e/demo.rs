@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use dialerd::phone::PhoneNumber;
 
-const BIN: &str = env!("CARGO_BIN_EXE_dialerd");
-const SAMPLE: &str = include_str!("../examples/campaign.csv");
+use crate::harness::{BIN, sql_i64};
+const SAMPLE: &str = include_str!("../../examples/campaign.csv");
 
 /// Runs `dialerd ARGS` with an empty environment (no config, no key) in
 /// `cwd`, killing it after `limit`; returns (exit code, stdout, stderr, time).
@@ -55,24 +55,6 @@ fn run(cwd: &Path, args: &[&str], limit: Duration) -> (Option<i32>, String, Stri
         err.join().unwrap(),
         started.elapsed(),
     )
-}
-
-/// One integer from the demo's database.
-fn sql_i64(db: &Path, sql: &str) -> i64 {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(db);
-            let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
-            let v: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-            pool.close().await;
-            v
-        })
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 use proptest::prelude::*;
 
-use crate::helpers::*;
+use crate::harness::world::*;
 
 const CONTACTS: usize = 30;
 

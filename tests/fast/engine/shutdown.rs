@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::helpers::*;
+use crate::harness::world::*;
 
 async fn count(w: &World, sql: &str) -> i64 {
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))

@@ -8,7 +8,7 @@ use dialerd::config::DaemonSettings;
 use dialerd::worker::{Liveness, Scheduler, run_until_stopped};
 use tokio::sync::watch;
 
-use super::helpers::*;
+use crate::harness::world::*;
 
 /// Yields until `cond` holds for the campaign row, under a real-time deadline.
 async fn until_row(w: &World, id: i64, cond: impl Fn(&dialerd::store::Campaign) -> bool) {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use dialerd::store::{PoolPick, Store};
 
-use crate::helpers::*;
+use crate::harness::world::*;
 
 /// Placed calls per `from_number_id`, as the simulator received them.
 fn placed_per_caller(w: &World) -> BTreeMap<Option<i64>, usize> {

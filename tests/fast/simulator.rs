@@ -2,17 +2,21 @@
 //! filters, status progression, seeded determinism, and an exact journal.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
+use dialerd::clock::ManualClock;
 use dialerd::sim::{self, DispatchResult, JournalEntry, SimHandle, SimOptions, SimStats};
 use serde_json::{Value, json};
 
 const KEY: &str = "sim-key";
 
-/// A running simulator and one HTTP client for it (a client per request
-/// would spend its time loading TLS roots).
+/// A running simulator on a manual clock, and one HTTP client for it (a
+/// client per request would spend its time loading TLS roots).
 struct Sim {
     handle: SimHandle,
+    clock: ManualClock,
     http: reqwest::Client,
 }
 
@@ -26,8 +30,12 @@ impl std::ops::Deref for Sim {
 async fn sim_with(f: impl FnOnce(&mut SimOptions)) -> Sim {
     let mut opts = SimOptions::default();
     f(&mut opts);
+    let clock = ManualClock::new(Utc::now());
     Sim {
-        handle: sim::spawn(opts).await.unwrap(),
+        handle: sim::spawn_with_clock(opts, Arc::new(clock.clone()))
+            .await
+            .unwrap(),
+        clock,
         http: reqwest::Client::new(),
     }
 }
@@ -161,7 +169,13 @@ async fn a_call_moves_from_queued_to_a_final_completed_log_after_its_call_secs()
     assert_eq!(page["call_log_data"][0]["call_status"], "queued");
     assert_eq!(page["call_log_data"][0]["recording_url"], false);
 
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    sim.clock.advance(Duration::from_millis(49));
+    let (_, early) = get(&sim, &format!("calls/logs/{id}")).await;
+    assert_ne!(
+        early["call_log_data"][0]["call_status"], "completed",
+        "final before its call length passed on the clock"
+    );
+    sim.clock.advance(Duration::from_millis(51));
     let (status, one) = get(&sim, &format!("calls/logs/{id}")).await;
     assert_eq!(status, 200);
     let log = &one["call_log_data"][0];

@@ -12,10 +12,11 @@ use dialerd::store::Store;
 use dialerd::webhooks::{Secret, verify};
 
 use super::SECRET;
-use super::harness::{
-    BIN, CampaignSpec, ChildGuard, Sim, create_campaign_db, daemon_command, runtime, tail,
-};
 use super::receiver::{Mode, Receiver};
+use crate::harness::{
+    BIN, CampaignSpec, ChildGuard, Sim, create_campaign_db, daemon_command, runtime, tail,
+    wait_until,
+};
 
 fn spec(name: &'static str, contacts: usize) -> CampaignSpec {
     CampaignSpec {
@@ -155,21 +156,31 @@ fn a_daemon_killed_during_delivery_loses_no_event_and_resends_with_the_same_id()
         &[("DIALERD_WEBHOOKS__MAX_IN_FLIGHT", "2")],
     );
     let mut kills_during_delivery = 0;
-    for life in 0..4 {
+    for life in 0..4usize {
         let before = receiver.got().len();
         let mut daemon = ChildGuard::spawn(
             "dialerd run",
             &mut daemon_command(&db, &sim.base_url, &env, &log, false),
         );
-        std::thread::sleep(Duration::from_millis(1200 + 300 * life));
+        // Each life is killed once it has delivered `life + 1` events, so the
+        // kills land at different stages of delivery whatever the machine's
+        // speed (a fixed lifetime could end before the first delivery).
+        let delivering = wait_until(Duration::from_secs(60), || {
+            receiver.got().len() > before + life
+        });
         daemon.kill();
-        if receiver.got().len() > before {
+        assert!(
+            delivering,
+            "life {life}: nothing delivered within 60 s\n{}",
+            tail(&log, 30)
+        );
+        if outbox(&db).1 > 0 {
             kills_during_delivery += 1;
         }
     }
     assert!(
         kills_during_delivery >= 2,
-        "kills should land while events are being delivered"
+        "kills should land while events are still to be delivered"
     );
     receiver.set(Mode::Ok);
     run_until_idle(&db, &sim, &env, &log);

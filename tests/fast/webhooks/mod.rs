@@ -2,9 +2,6 @@
 //! step at a time through the test clock against a receiver on loopback, and
 //! the real daemon binary end to end (see `daemon.rs`).
 
-#[path = "../harness/mod.rs"]
-mod harness;
-
 mod daemon;
 mod outbox;
 mod receiver;

@@ -6,13 +6,9 @@
 mod clock;
 mod dial_time;
 mod faults;
-#[path = "../harness/mod.rs"]
-mod harness;
-mod helpers;
 mod opt_out;
 mod plan;
 mod policy;
-mod pool_cli;
 mod pools;
 mod property;
 mod reconcile;

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_dialerd");
+use crate::harness::BIN;
 
 /// The simulator as a child process, killed on drop.
 struct Sim {

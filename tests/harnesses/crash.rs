@@ -21,11 +21,9 @@
 //! | `DIALERD_CRASH_SEED` | 20261125 | seeds the kill instants and the simulator |
 //! | `DIALERD_CRASH_IDLE_SECS` | 120 | bound on the final `--until-idle` run |
 
-mod harness;
-
 use std::time::{Duration, Instant};
 
-use harness::{
+use crate::harness::{
     Audit, CampaignSpec, ChildGuard, Reader, Sim, assert_no_violations, audit, create_campaign_db,
     daemon_command, env_or, journal_lines, tail,
 };

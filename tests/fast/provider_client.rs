@@ -288,7 +288,7 @@ async fn a_200_with_a_request_id_is_accepted_and_the_sdk_headers_and_body_are_se
         })))
         .respond_with(
             ResponseTemplate::new(200)
-                .set_body_string(include_str!("fixtures/dispatch_response.json")),
+                .set_body_string(include_str!("../fixtures/dispatch_response.json")),
         )
         .expect(1)
         .mount(&server)
@@ -449,7 +449,7 @@ async fn list_logs_sends_the_sdk_query_and_reads_the_fixture_page() {
         .and(query_param("call_status", "no-answer"))
         .respond_with(
             ResponseTemplate::new(200)
-                .set_body_string(include_str!("fixtures/call_logs_page.json")),
+                .set_body_string(include_str!("../fixtures/call_logs_page.json")),
         )
         .expect(1)
         .mount(&server)
@@ -474,7 +474,8 @@ async fn get_log_reads_one_log_and_a_404_is_none() {
     Mock::given(method("GET"))
         .and(path("/api/v1/calls/logs/7301442"))
         .respond_with(
-            ResponseTemplate::new(200).set_body_string(include_str!("fixtures/call_log_one.json")),
+            ResponseTemplate::new(200)
+                .set_body_string(include_str!("../fixtures/call_log_one.json")),
         )
         .mount(&server)
         .await;

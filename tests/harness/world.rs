@@ -1,4 +1,4 @@
-//! The test world: a fresh database in a temporary directory, the simulator
+//! The in-process test world: a fresh database in a temporary directory, the simulator
 //! on loopback, and an engine talking to it, plus a driver that steps the
 //! engine (sweep, let the simulated calls end, reconcile, move the clock)
 //! until nothing is left to do, and the checks every safety test shares.
@@ -166,31 +166,7 @@ impl Default for CampaignSpec {
     }
 }
 
-/// A contact row as the tests read it.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ContactRow {
-    pub id: i64,
-    pub phone_number: String,
-    pub state: String,
-    pub attempts: i64,
-    pub next_attempt_at: Option<String>,
-    pub invalid_reason: Option<String>,
-    pub validated: i64,
-}
-
-/// An attempt row as the tests read it.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct AttemptRow {
-    pub id: i64,
-    pub contact_id: i64,
-    pub attempt_no: i64,
-    pub state: String,
-    pub to_number: String,
-    pub request_id: Option<String>,
-    pub call_log_id: Option<i64>,
-    pub outcome: Option<String>,
-    pub error: Option<String>,
-}
+pub use super::{ATTEMPT_COLUMNS, AttemptRow, CONTACT_COLUMNS, ContactRow};
 
 /// A database, a simulator and an engine, wired together.
 pub struct World {
@@ -217,9 +193,7 @@ impl World {
     }
 
     /// A world on a manual clock standing a few minutes before the real
-    /// time (the simulator stamps its logs with real time, and the engine
-    /// links an uncertain attempt only to a log not older than it was sent),
-    /// driven forward during sweeps.
+    /// time, driven forward during sweeps; the simulator runs on it too.
     pub async fn manual_now(sim_args: &[&str], tweak: impl FnOnce(&mut EngineConfig)) -> World {
         let start = Utc::now().trunc_subsecs(0) - chrono::Duration::minutes(5);
         Self::build(
@@ -307,9 +281,17 @@ impl World {
         let (stop_tx, stop_rx) = watch::channel(false);
         let _ = self.stop_tx.send(true);
         self.stop_tx = stop_tx;
-        // A restart takes a moment: requests the dead process had on the
-        // wire reach the simulator (or not) before the new one looks.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Requests the dead process had on the wire reach the simulator (or
+        // not) before the new one looks: wait until the simulator has
+        // answered every request it received.
+        let sim = &self.sim;
+        let drained =
+            super::wait_until_async(STEP_BUDGET, || async { sim.dispatches_in_progress() == 0 })
+                .await;
+        assert!(
+            drained,
+            "the simulator still handles requests after {STEP_BUDGET:?}"
+        );
         self.store = Store::open(&self.dir.path().join("dialerd.db"), self.clock.shared())
             .await
             .unwrap();
@@ -432,10 +414,33 @@ impl World {
         }
     }
 
-    /// Waits (real time: the simulator uses real time) until every call
-    /// accepted so far has reached its final status: the latest of their
-    /// dispatch instants in the journal, plus the longest call.
+    /// Lets every call accepted so far reach its final status, calls longer
+    /// than 1.2 s excepted (they are left running, as a real wait would
+    /// leave them): on a manual clock the clock (the simulator's too) moves
+    /// to when they end; on the system clock this waits until then.
     pub async fn settle_calls(&self) {
+        let Some(end) = self.calls_end_at(Some(1.2)).await else {
+            return;
+        };
+        match &self.clock {
+            TestClock::Manual(clock) => {
+                if end > clock.now() {
+                    clock.set(end);
+                }
+            }
+            TestClock::System => {
+                if let Ok(left) = (end - Utc::now()).to_std() {
+                    tokio::time::sleep(left).await;
+                }
+            }
+        }
+    }
+
+    /// When every accepted call still awaiting its outcome will have reached
+    /// its final status on the simulator's clock: the latest of their
+    /// dispatch instants in the journal plus the longest call (at most
+    /// `cap_secs`), and 30 ms to spare; `None` when no call awaits.
+    pub async fn calls_end_at(&self, cap_secs: Option<f64>) -> Option<DateTime<Utc>> {
         let waiting: Vec<Option<String>> = sqlx::query_scalar(
             "SELECT request_id FROM attempts WHERE state = 'accepted' AND outcome IS NULL",
         )
@@ -443,11 +448,11 @@ impl World {
         .await
         .unwrap();
         if waiting.is_empty() {
-            return;
+            return None;
         }
-        let longest = chrono::Duration::milliseconds(
-            (self.sim.options().call_secs.max.min(1.2) * 1000.0) as i64 + 30,
-        );
+        let max = self.sim.options().call_secs.max;
+        let secs = cap_secs.map_or(max, |cap| max.min(cap));
+        let longest = chrono::Duration::milliseconds((secs * 1000.0) as i64 + 30);
         let journal = self.journal();
         let placed_at = |rid: &str| {
             journal
@@ -455,15 +460,13 @@ impl World {
                 .find(|e| e.request_id.is_some_and(|r| r.to_string() == rid))
                 .map(|e| at(&e.at))
         };
-        // A call whose request id is not in this simulator's journal: wait the longest.
-        let latest = waiting
+        // A call whose request id is not in this simulator's journal: from now.
+        let now = self.clock.now();
+        waiting
             .iter()
-            .map(|rid| rid.as_deref().and_then(placed_at).unwrap_or_else(Utc::now))
+            .map(|rid| rid.as_deref().and_then(placed_at).unwrap_or(now))
             .max()
-            .unwrap();
-        if let Ok(left) = (latest + longest - Utc::now()).to_std() {
-            tokio::time::sleep(left).await;
-        }
+            .map(|latest| latest + longest)
     }
 
     /// Steps the engine until no work is left: sweep every active campaign,
@@ -589,8 +592,14 @@ impl World {
                 match targets.into_iter().flatten().min() {
                     Some(t) if t >= now => clock.set(t + chrono::Duration::seconds(1)),
                     Some(_) => {}
-                    // Only calls in progress are left: they end in real time.
-                    None => tokio::time::sleep(Duration::from_millis(50)).await,
+                    // Only calls in progress are left: move on to their end.
+                    None => {
+                        if let Some(end) = self.calls_end_at(None).await
+                            && end > clock.now()
+                        {
+                            clock.set(end);
+                        }
+                    }
                 }
             }
         }
@@ -598,10 +607,9 @@ impl World {
 
     /// Every contact.
     pub async fn contacts(&self) -> Vec<ContactRow> {
-        sqlx::query_as(
-            "SELECT id, phone_number, state, attempts, next_attempt_at, invalid_reason, validated \
-             FROM contacts ORDER BY id",
-        )
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {CONTACT_COLUMNS} FROM contacts ORDER BY id"
+        )))
         .fetch_all(self.store.pool())
         .await
         .unwrap()
@@ -618,10 +626,9 @@ impl World {
 
     /// Every attempt.
     pub async fn attempts(&self) -> Vec<AttemptRow> {
-        sqlx::query_as(
-            "SELECT id, contact_id, attempt_no, state, to_number, request_id, call_log_id, outcome, error \
-             FROM attempts ORDER BY id",
-        )
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts ORDER BY id"
+        )))
         .fetch_all(self.store.pool())
         .await
         .unwrap()

@@ -9,7 +9,7 @@ use dialerd::provider::DispatchRequest;
 use dialerd::sim::{self, DispatchResult};
 use dialerd::store::ClaimDecision;
 
-use crate::helpers::*;
+use crate::harness::world::*;
 
 const CONTACTS: usize = 40;
 const MAX_ATTEMPTS: u32 = 3;
@@ -530,9 +530,12 @@ async fn an_uncertain_attempt_that_never_reached_the_api_becomes_not_placed_and_
         );
 
         // The API recovers (the same API: its logs show no call to this number).
-        let healthy = sim::spawn(sim_options(&["--outcomes", "completed=1"]))
-            .await
-            .unwrap();
+        let healthy = sim::spawn_with_clock(
+            sim_options(&["--outcomes", "completed=1"]),
+            w.clock.shared(),
+        )
+        .await
+        .unwrap();
         w.engine.set_client(client_for(&healthy, w.clock.shared()));
         w.sweep(c).await;
         w.settle_calls().await;

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use dialerd::phone::zones::number_zones;
 
-use crate::helpers::*;
+use crate::harness::world::*;
 
 fn journal_numbers(w: &World) -> Vec<String> {
     w.journal()
@@ -135,7 +135,14 @@ fn request_times(w: &World) -> Vec<DateTime<Utc>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn max_live_calls_caps_calls_in_progress_per_campaign() {
     within(async {
-        let w = World::new(&["--call-secs", "1-1", "--outcomes", "completed=1"], |_| {}).await;
+        // The engine and the simulator share a manual clock: calls last one
+        // second of it, and the test moves it instead of waiting.
+        let w = World::manual_at(
+            Utc::now().trunc_subsecs(0),
+            &["--call-secs", "1-1", "--outcomes", "completed=1"],
+            |_| {},
+        )
+        .await;
         let c = w.default_campaign().await;
         w.sql(&format!(
             "UPDATE campaigns SET max_live_calls = 2 WHERE id = {c}"
@@ -157,7 +164,7 @@ async fn max_live_calls_caps_calls_in_progress_per_campaign() {
             if !w.store.has_open_work().await.unwrap() {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(1050)).await;
+            w.clock.manual().advance(Duration::from_millis(1050));
             w.engine.reconcile_once().await.unwrap();
             w.sweep(c).await;
             let attempts = w.attempts().await;

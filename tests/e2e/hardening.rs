@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The binary under test.
-const BIN: &str = env!("CARGO_BIN_EXE_dialerd");
+use crate::harness::{BIN, wait_until};
 
 /// A child process whose stderr is collected; killed when dropped.
 struct Proc {
@@ -72,18 +72,6 @@ fn collect(mut from: impl Read + Send + 'static) -> Arc<Mutex<String>> {
         }
     });
     buf
-}
-
-/// Polls `cond` every 50 ms for at most `limit`.
-fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    cond()
 }
 
 /// `dialerd ARGS` with only the given environment, against a database in
@@ -236,10 +224,13 @@ fn a_full_disk_stops_dispatch_visibly_and_the_daemon_goes_on_by_itself_when_spac
         "the watchdog was not petted while waiting for space: {:?}",
         notify.seen
     );
-    // The heartbeat is older than three periods by now: `status` says why.
-    std::thread::sleep(Duration::from_secs(4));
-    let status = status_text(tmp.path(), &db);
-    assert!(status.contains("NOT WRITING THE DATABASE"), "{status}");
+    // Once the heartbeat is older than three periods, `status` says why.
+    assert!(
+        wait_until(Duration::from_secs(30), || status_text(tmp.path(), &db)
+            .contains("NOT WRITING THE DATABASE")),
+        "{}",
+        status_text(tmp.path(), &db)
+    );
 
     std::fs::remove_file(filler).unwrap();
     assert!(
@@ -317,7 +308,12 @@ fn daemon_lines(journal: bool) -> Vec<String> {
         .args(["-TERM", &child.id().to_string()])
         .status();
     child.wait().unwrap();
-    std::thread::sleep(Duration::from_millis(100));
+    // The collector drops its handle on the buffer once it has read to the
+    // end of the pipe: every line the daemon wrote is in.
+    assert!(
+        wait_until(Duration::from_secs(10), || Arc::strong_count(&err) == 1),
+        "the daemon's stderr did not close"
+    );
     let text = err.lock().unwrap().clone();
     text.lines().map(str::to_string).collect()
 }

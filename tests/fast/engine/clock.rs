@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{SubsecRound, Utc};
 use dialerd::clock::to_db_text;
 
-use crate::helpers::*;
+use crate::harness::world::*;
 
 /// On the night before `opening` (a UTC instant), a New York campaign with
 /// a 09:00-20:00 window defers its contacts to `opening` and dials them there.

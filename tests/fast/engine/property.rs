@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
-use crate::helpers::*;
+use crate::harness::world::*;
 
 impl World {
     async fn attempts_sending(&self) -> i64 {

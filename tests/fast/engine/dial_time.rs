@@ -17,7 +17,7 @@ use dialerd::secret::ApiKey;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-use crate::helpers::*;
+use crate::harness::world::*;
 
 /// An API on loopback that answers the scripted responses first, then
 /// accepts every call, and records the number of every dispatch request.

@@ -30,7 +30,7 @@ fn assert_zones(raw: &str, want: &[&str], source: ZoneSource) {
 /// same for each, so a bad regeneration of the embedded map fails here.
 #[test]
 fn the_embedded_map_answers_as_libphonenumber_does_on_its_sample() {
-    let sample = include_str!("data/zones-sample.txt");
+    let sample = include_str!("../data/zones-sample.txt");
     let (mut checked, mut unknown, mut mismatches) = (0, 0, Vec::new());
     for line in sample.lines().filter(|l| !l.starts_with('#')) {
         let (number, want) = line.split_once('|').unwrap();

@@ -11,7 +11,7 @@
 //!   seeded in-tree mutation fuzzer over them and `tests/fixtures/`, so CI
 //!   fuzzes a little on stable Rust (the cargo-fuzz targets are in `fuzz/`).
 
-mod harness;
+use crate::harness;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +19,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::harness::{BIN, CampaignSpec, ChildGuard, create_campaign_db, daemon_command};
 use dialerd::clock::SystemClock;
 use dialerd::config::Settings;
 use dialerd::import::{CampaignOverrides, ImportError, ImportRequest, SqliteSelect, import_file};
@@ -27,7 +28,6 @@ use dialerd::provider::{
 };
 use dialerd::secret::ApiKey;
 use dialerd::store::Store;
-use harness::{BIN, CampaignSpec, ChildGuard, create_campaign_db, daemon_command};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
@@ -1156,12 +1156,15 @@ fn far_future_retry_after_server() -> (
     String,
     std::thread::JoinHandle<()>,
     Arc<std::sync::atomic::AtomicBool>,
+    Arc<std::sync::atomic::AtomicUsize>,
 ) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = stop.clone();
+    let posts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = posts.clone();
     let handle = std::thread::spawn(move || {
         use std::io::{Read, Write};
         while !flag.load(std::sync::atomic::Ordering::SeqCst) {
@@ -1175,6 +1178,7 @@ fn far_future_retry_after_server() -> (
             let n = sock.read(&mut buf).unwrap_or(0);
             let head = String::from_utf8_lossy(&buf[..n]);
             let reply = if head.starts_with("POST") {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 http(
                     429,
                     &[("Retry-After", "99999999999999")],
@@ -1190,7 +1194,7 @@ fn far_future_retry_after_server() -> (
             let _ = sock.write_all(&reply);
         }
     });
-    (format!("http://{addr}/api/v1"), handle, stop)
+    (format!("http://{addr}/api/v1"), handle, stop, posts)
 }
 
 #[test]
@@ -1208,13 +1212,31 @@ fn a_retry_after_from_another_era_never_crashes_the_dispatcher() {
             contacts: 2,
         },
     );
-    let (base, server, stop) = far_future_retry_after_server();
+    let (base, server, stop, posts) = far_future_retry_after_server();
     let mut daemon = ChildGuard::spawn(
         "dialerd run",
         &mut daemon_command(&db, &base, &[], &log, false),
     );
-    // The campaign fires every second: give it two sweeps.
-    std::thread::sleep(Duration::from_millis(2500));
+    // The 429 with its Retry-After arrives, then the campaign (it fires
+    // every second) sweeps again after it.
+    let answered = harness::wait_until(Duration::from_secs(30), || {
+        posts.load(std::sync::atomic::Ordering::SeqCst) > 0
+    });
+    assert!(
+        answered,
+        "no dispatch reached the server:\n{}",
+        harness::tail(&log, 30)
+    );
+    let after = dialerd::clock::to_db_text(chrono::Utc::now());
+    let swept_again = format!("SELECT COUNT(*) FROM campaigns WHERE last_sweep_at > '{after}'");
+    let swept = harness::wait_until(Duration::from_secs(30), || {
+        daemon.try_wait().is_some() || harness::sql_i64(&db, &swept_again) > 0
+    });
+    assert!(
+        swept,
+        "no sweep after the 429:\n{}",
+        harness::tail(&log, 30)
+    );
     let exited_early = daemon.try_wait();
     daemon.terminate(Duration::from_secs(10));
     stop.store(true, std::sync::atomic::Ordering::SeqCst);

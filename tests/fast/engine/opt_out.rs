@@ -4,7 +4,7 @@
 //! the outcome, with the attempt; every other campaign then leaves the
 //! number alone; an operator's entry is never rewritten.
 
-use crate::helpers::*;
+use crate::harness::world::*;
 
 /// A DNC row as the tests read it.
 #[derive(Debug, sqlx::FromRow)]

@@ -39,16 +39,14 @@
 //! usual round trip here is under 5 ms). The figures printed show how the
 //! arrivals after each 429 are distributed, so the choice can be checked.
 
-mod harness;
-
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
-use dialerd::sim::{DispatchResult, JournalEntry};
-use harness::{
+use crate::harness::{
     CampaignSpec, ChildGuard, Reader, Sim, assert_no_violations, audit, create_campaign_db,
     daemon_command, env_or, tail,
 };
+use chrono::{DateTime, Utc};
+use dialerd::sim::{DispatchResult, JournalEntry};
 
 /// What the Retry-After check found.
 #[derive(Debug, Default)]

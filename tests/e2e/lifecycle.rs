@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use dialerd::sim::JournalEntry;
 
 /// The binary under test.
-const BIN: &str = env!("CARGO_BIN_EXE_dialerd");
+use crate::harness::{BIN, last_lines, read_journal, sql_i64, wait_until};
 /// `daemon.shutdown_grace_secs` in these tests.
 const GRACE_SECS: u64 = 5;
 
@@ -104,7 +104,12 @@ impl Proc {
     fn stop(&mut self) -> ExitStatus {
         self.signal("TERM");
         self.wait(Duration::from_secs(GRACE_SECS + 5))
-            .unwrap_or_else(|| panic!("no exit after SIGTERM; stderr:\n{}", tail(&self.stderr())))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no exit after SIGTERM; stderr:\n{}",
+                    last_lines(&self.stderr(), 30)
+                )
+            })
     }
 }
 
@@ -130,24 +135,6 @@ fn collect(mut from: impl Read + Send + 'static) -> Arc<Mutex<String>> {
         }
     });
     buf
-}
-
-/// The last lines of a log, for failure messages.
-fn tail(s: &str) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
-}
-
-/// Polls `cond` every 50 ms for at most `limit`.
-fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    cond()
 }
 
 /// `dialerd simulate` on a free loopback port; returns it and its base URL,
@@ -237,7 +224,7 @@ impl Setup {
         assert!(
             p.wait_for_stderr("dialerd running", Duration::from_secs(15)),
             "the daemon did not start:\n{}",
-            tail(&p.stderr())
+            last_lines(&p.stderr(), 30)
         );
         p
     }
@@ -286,32 +273,6 @@ fn block_on<T>(f: impl Future<Output = T>) -> T {
         .build()
         .unwrap()
         .block_on(f)
-}
-
-/// One integer from the database (another reader, as an operator's would be).
-fn sql_i64(db: &Path, sql: &str) -> i64 {
-    block_on(async {
-        let opts = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(db)
-            .busy_timeout(Duration::from_secs(5));
-        let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
-        let v: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-        v
-    })
-}
-
-/// The simulator's journal file, parsed.
-fn journal(path: &Path) -> Vec<JournalEntry> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("journal line {l:?}: {e}")))
-        .collect()
 }
 
 fn journal_time(e: &JournalEntry) -> DateTime<Utc> {
@@ -419,9 +380,17 @@ fn sigterm_mid_campaign_exits_zero_quickly_and_leaves_nothing_sending() {
             "SELECT COUNT(*) FROM attempts"
         ) > 0),
         "nothing was dispatched:\n{}",
-        tail(&d.stderr())
+        last_lines(&d.stderr(), 30)
     );
-    std::thread::sleep(Duration::from_secs(2));
+    // Mid-campaign: some attempts made, calls and requests under way.
+    assert!(
+        wait_until(Duration::from_secs(30), || sql_i64(
+            &db,
+            "SELECT COUNT(*) FROM attempts"
+        ) >= 20),
+        "the campaign did not get going:\n{}",
+        last_lines(&d.stderr(), 30)
+    );
     let sent = Instant::now();
     d.signal("TERM");
     let status = d
@@ -430,14 +399,14 @@ fn sigterm_mid_campaign_exits_zero_quickly_and_leaves_nothing_sending() {
             panic!(
                 "still running {} s after SIGTERM:\n{}",
                 GRACE_SECS + 2,
-                tail(&d.stderr())
+                last_lines(&d.stderr(), 30)
             )
         });
     let took = sent.elapsed();
     assert!(
         status.success(),
         "exit status {status:?} after SIGTERM:\n{}",
-        tail(&d.stderr())
+        last_lines(&d.stderr(), 30)
     );
     assert!(took <= Duration::from_secs(GRACE_SECS + 2), "took {took:?}");
     let attempts = sql_i64(&db, "SELECT COUNT(*) FROM attempts");
@@ -476,11 +445,16 @@ fn sighup_reloads_the_rate_without_dropping_work() {
     let config = s.path("dialerd.toml");
     std::fs::write(&config, "[dispatch]\nrate_per_second = 1.0\nburst = 1\n").unwrap();
     let mut d = s.start(&["--config", config.to_str().unwrap(), "run"]);
-    assert!(wait_until(Duration::from_secs(10), || !journal(
+    assert!(wait_until(Duration::from_secs(10), || !read_journal(
         &journal_file
     )
     .is_empty()));
-    std::thread::sleep(Duration::from_secs(3));
+    // A few dispatches at the old rate, however slow the machine.
+    assert!(wait_until(Duration::from_secs(20), || read_journal(
+        &journal_file
+    )
+    .len()
+        >= 3));
 
     std::fs::write(&config, "[dispatch]\nrate_per_second = 50.0\nburst = 1\n").unwrap();
     let reload_at = Utc::now();
@@ -488,14 +462,15 @@ fn sighup_reloads_the_rate_without_dropping_work() {
     assert!(
         d.wait_for_stderr("configuration reloaded", Duration::from_secs(5)),
         "no reload:\n{}",
-        tail(&d.stderr())
+        last_lines(&d.stderr(), 30)
     );
     assert!(
-        wait_until(Duration::from_secs(15), || journal(&journal_file).len()
+        wait_until(Duration::from_secs(15), || read_journal(&journal_file)
+            .len()
             >= n),
         "only {} of {n} dispatched after the reload:\n{}",
-        journal(&journal_file).len(),
-        tail(&d.stderr())
+        read_journal(&journal_file).len(),
+        last_lines(&d.stderr(), 30)
     );
     // Let the last results be written, then stop.
     let db = s.db();
@@ -505,7 +480,7 @@ fn sighup_reloads_the_rate_without_dropping_work() {
     ) == 0));
     assert!(d.stop().success());
 
-    let entries = journal(&journal_file);
+    let entries = read_journal(&journal_file);
     let before: Vec<_> = entries
         .iter()
         .filter(|e| journal_time(e) < reload_at)
@@ -556,7 +531,8 @@ fn sighup_reloads_the_rate_without_dropping_work() {
 #[test]
 fn a_bad_config_on_reload_is_refused_and_the_old_one_kept() {
     let (_sim, url) = simulate(&[]);
-    let s = Setup::new(&url, "sim-key");
+    let mut s = Setup::new(&url, "sim-key");
+    s.set("DIALERD_DAEMON__HEARTBEAT_SECS", "1");
     let config = s.path("dialerd.toml");
     std::fs::write(&config, "[dispatch]\nrate_per_second = 2.0\n").unwrap();
     let mut d = s.start(&["--config", config.to_str().unwrap(), "run"]);
@@ -575,19 +551,27 @@ fn a_bad_config_on_reload_is_refused_and_the_old_one_kept() {
                 .count()
                 > refusals),
             "no refusal for {bad:?}:\n{}",
-            tail(&d.stderr())
+            last_lines(&d.stderr(), 30)
         );
     }
-    std::thread::sleep(Duration::from_millis(500));
+    // Still alive after the refusals: a heartbeat written after them.
+    let refused_at = dialerd::clock::to_db_text(Utc::now());
+    let db = s.db();
+    let beat = format!("SELECT COUNT(*) FROM daemon WHERE heartbeat_at > '{refused_at}'");
+    assert!(
+        wait_until(Duration::from_secs(15), || sql_i64(&db, &beat) > 0),
+        "no heartbeat after the refusals:\n{}",
+        last_lines(&d.stderr(), 30)
+    );
     assert!(
         d.running(),
         "the daemon died on a bad reload:\n{}",
-        tail(&d.stderr())
+        last_lines(&d.stderr(), 30)
     );
     assert!(
         d.stderr().contains("rate_per_second"),
         "the refusal should name the key:\n{}",
-        tail(&d.stderr())
+        last_lines(&d.stderr(), 30)
     );
     assert!(!d.stderr().contains("configuration reloaded"));
     assert!(d.stop().success());
@@ -686,7 +670,11 @@ fn a_restart_after_kill_9_is_not_blocked() {
 
     let mut again = s.start(&["run"]);
     assert!(again.running());
-    assert!(again.stop().success(), "{}", tail(&again.stderr()));
+    assert!(
+        again.stop().success(),
+        "{}",
+        last_lines(&again.stderr(), 30)
+    );
     assert_eq!(
         sql_i64(&db, "SELECT COUNT(*) FROM attempts WHERE state = 'sending'"),
         0
@@ -713,7 +701,7 @@ fn the_api_key_never_appears_in_logs_at_trace_level() {
     let status = d
         .wait(Duration::from_secs(30))
         .expect("run --until-idle did not finish");
-    assert!(status.success(), "{}", tail(&d.stderr()));
+    assert!(status.success(), "{}", last_lines(&d.stderr(), 30));
     assert_eq!(
         sql_i64(
             &s.db(),
@@ -754,7 +742,7 @@ fn a_rejected_api_key_is_not_echoed_in_errors() {
             "SELECT COUNT(*) FROM daemon WHERE dispatch_paused IS NOT NULL"
         ) == 1),
         "a 401 should pause dispatching:\n{}",
-        tail(&d.stderr())
+        last_lines(&d.stderr(), 30)
     );
     assert!(d.stop().success());
     assert!(d.stderr().contains("401") || d.stderr().to_lowercase().contains("unauthori"));
@@ -791,7 +779,17 @@ fn status_shows_a_running_daemon_and_its_last_heartbeat() {
     let (_sim, url) = simulate(&[]);
     let s = Setup::new(&url, "sim-key");
     let mut d = s.start(&["run"]);
-    std::thread::sleep(Duration::from_millis(1500));
+    // Until the daemon has written its first heartbeat.
+    assert!(
+        wait_until(Duration::from_secs(15), || s
+            .command(&["status"])
+            .output()
+            .is_ok_and(
+                |o| String::from_utf8_lossy(&o.stdout).contains("last seen")
+            )),
+        "no heartbeat:\n{}",
+        last_lines(&d.stderr(), 30)
+    );
     let out = s.command(&["status"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
