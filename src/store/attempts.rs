@@ -253,8 +253,10 @@ impl Store {
         }
         for r in &results {
             let tries = i64::from(r.tries);
-            let (sent, last) = r.instants();
-            if !matches!(r.result, SendResult::Accepted { .. }) && sent.is_some() {
+            if let (false, (Some(sent), last)) = (
+                matches!(r.result, SendResult::Accepted { .. }),
+                r.instants(),
+            ) {
                 sqlx::query(
                     "UPDATE attempts SET sent_at = ?, last_try_at = ? WHERE id = ? AND state = 'sending'",
                 )

@@ -427,9 +427,9 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                     sqlx::query(
-                        "INSERT INTO attempts (contact_id, campaign_id, attempt_no, state, agent_id, to_number, sent_at) \
+                        "INSERT INTO attempts (contact_id, campaign_id, attempt_no, state, agent_id, to_number, sent_at, claimed_at) \
                          SELECT c.id, ?1, (SELECT COALESCE(MAX(a.attempt_no), 0) + 1 FROM attempts a WHERE a.contact_id = c.id), \
-                                'sending', ?2, c.phone_number, ?3 \
+                                'sending', ?2, c.phone_number, ?3, ?3 \
                          FROM json_each(?4) j JOIN contacts c ON c.id = j.value",
                     )
                     .bind(campaign_id)
