@@ -46,7 +46,7 @@ const RULES_KEY: &str = "quote(cp.agent_id) || ',' || quote(cp.schedule) || ',' 
 /// however many they are). The number's other attempts are read in one
 /// walk of `attempts_by_number` per attempt (a grouped join), not one walk
 /// per fact.
-fn batch_sql() -> &'static str {
+pub(super) fn batch_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SQL.get_or_init(|| {
         format!(

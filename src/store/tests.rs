@@ -350,6 +350,27 @@ async fn the_due_and_outstanding_queries_use_their_indexes() {
 }
 
 #[tokio::test]
+async fn the_dial_time_read_finds_attempts_and_numbers_by_their_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let read = plan(
+        &store,
+        &super::dial::batch_sql()
+            .replace("?1", "'[1,2,3]'")
+            .replace("?2", "'2025-12-31T00:00:00Z'"),
+    )
+    .await;
+    assert!(
+        read.contains("attempts_by_number") && read.contains("attempts_by_contact"),
+        "the number's and the contact's attempts are read by their indexes: {read}"
+    );
+    assert!(
+        !read.contains("SCAN a") && !read.contains("SCAN n") && !read.contains("SCAN c"),
+        "no table is scanned: {read}"
+    );
+}
+
+#[tokio::test]
 async fn states_outside_the_contract_are_refused_by_the_database() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
