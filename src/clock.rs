@@ -161,7 +161,14 @@ fn db_text(t: DateTime<Utc>, millis: bool) -> Option<String> {
     put(14, 2, t.minute());
     put(17, 2, t.second());
     put(20, 3, nanos / 1_000_000);
-    for (i, c) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.')] {
+    for (i, c) in [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+    ] {
         out[i] = c;
     }
     let len = if millis {

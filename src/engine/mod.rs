@@ -218,6 +218,8 @@ impl Engine {
         cfg: EngineConfig,
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Self> {
+        // Off the async threads; a claim that comes first waits for it.
+        tokio::task::spawn_blocking(crate::phone::zones::warm_up);
         let limiter = Arc::new(cfg.limiter());
         let reconciler = Reconciler::new(
             store.clone(),

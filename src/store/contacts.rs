@@ -392,7 +392,9 @@ impl Groups {
                     round.suppressed += 1;
                     g.close.entry(("suppressed", None)).or_default().push(c.id);
                 }
-                ClaimDecision::Exhaust => g.close.entry(("exhausted", None)).or_default().push(c.id),
+                ClaimDecision::Exhaust => {
+                    g.close.entry(("exhausted", None)).or_default().push(c.id)
+                }
                 ClaimDecision::Invalid(r) => {
                     g.close.entry(("invalid", Some(r))).or_default().push(c.id)
                 }
