@@ -31,7 +31,9 @@
 //! `cost`) skips parts (`raw`: the reference loop, to profile the engine
 //! alone); `DISPATCH_BENCH_IN_FLIGHT` / `DISPATCH_BENCH_CLAIM_BATCH` (default
 //! 32 / the default) change the engine's max_in_flight / claim_batch for the throughput
-//! part only (diagnosis; the reference keeps 32 in flight); `DISPATCH_BENCH_WEBHOOKS`
+//! part only (diagnosis; the reference keeps 32 in flight); `DISPATCH_BENCH_CLAIM_WAIT_SECS`
+//! (default: the default `dispatch.max_claim_wait_secs`) how long a claim may wait
+//! to be sent (raise it under valgrind, which slows everything ~50×); `DISPATCH_BENCH_WEBHOOKS`
 //! (`off`, `on`, `none`) what the webhook triggers do (see `webhooks_mode`).
 
 use std::collections::HashMap;
@@ -235,6 +237,11 @@ async fn engine_run(n: usize) -> anyhow::Result<EngineRun> {
     let mut cfg = engine_config(100_000.0, 1000)?;
     cfg.max_in_flight = env_or("DISPATCH_BENCH_IN_FLIGHT", CONCURRENCY as u32);
     cfg.claim_batch = env_or("DISPATCH_BENCH_CLAIM_BATCH", cfg.claim_batch);
+    // Under valgrind a claim can wait past the default and be released.
+    cfg.max_claim_wait = Duration::from_secs(env_or(
+        "DISPATCH_BENCH_CLAIM_WAIT_SECS",
+        cfg.max_claim_wait.as_secs(),
+    ));
     let claim_batch = cfg.claim_batch;
     let engine = Engine::new(store.clone(), client(&sim.base_url())?, clock, cfg, stop_rx);
     let t0 = Utc::now();

@@ -127,14 +127,58 @@ pub fn minus(t: DateTime<Utc>, d: chrono::Duration) -> DateTime<Utc> {
 /// Formats a time the way the database stores it: ISO-8601 UTC to the second,
 /// `2026-11-25T08:00:00Z`. One fixed width, so ordering by text is ordering by time.
 pub fn to_db_text(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    db_text(t, false).unwrap_or_else(|| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
 }
 
 /// Formats an instant to the millisecond, the way send instants are stored:
 /// `2026-11-25T08:00:00.123Z`. One fixed width, so text order is time order
 /// within a column written this way.
 pub fn to_db_text_ms(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    db_text(t, true).unwrap_or_else(|| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+}
+
+/// The stored form written digit by digit: chrono's `format` parses its
+/// pattern on every call, and every claim, try and result writes a time.
+/// `None` (chrono then formats it) for a year outside 0..=9999 or a leap
+/// second, which chrono writes in its own way.
+fn db_text(t: DateTime<Utc>, millis: bool) -> Option<String> {
+    use chrono::{Datelike, Timelike};
+    let (year, nanos) = (t.year(), t.nanosecond());
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        return None;
+    }
+    let mut out = [0u8; 24];
+    let mut put = |at: usize, width: usize, mut v: u32| {
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, year as u32);
+    put(5, 2, t.month());
+    put(8, 2, t.day());
+    put(11, 2, t.hour());
+    put(14, 2, t.minute());
+    put(17, 2, t.second());
+    put(20, 3, nanos / 1_000_000);
+    for (i, c) in [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+    ] {
+        out[i] = c;
+    }
+    let len = if millis {
+        out[23] = b'Z';
+        24
+    } else {
+        out[19] = b'Z';
+        20
+    };
+    Some(String::from_utf8_lossy(&out[..len]).into_owned())
 }
 
 /// Parses a stored time. Accepts any RFC 3339 text and SQLite's own
@@ -201,5 +245,33 @@ mod tests {
         assert_eq!(from_db_text(&to_db_text_ms(t)), Some(t));
         let whole = Utc.with_ymd_and_hms(2026, 11, 25, 8, 0, 0).unwrap();
         assert_eq!(to_db_text_ms(whole), "2026-11-25T08:00:00.000Z");
+    }
+
+    #[test]
+    fn stored_times_are_written_exactly_as_chrono_writes_them() {
+        let start = Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 0).unwrap();
+        // A prime step in milliseconds walks every field through its range.
+        let mut t = start;
+        for _ in 0..20_000 {
+            assert_eq!(to_db_text(t), t.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+            assert_eq!(
+                to_db_text_ms(t),
+                t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+            );
+            t += chrono::Duration::milliseconds(9_999_991_337);
+        }
+        for t in [
+            DateTime::<Utc>::MIN_UTC,
+            DateTime::<Utc>::MAX_UTC,
+            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap(),
+            Utc.with_ymd_and_hms(0, 1, 1, 0, 0, 0).unwrap(),
+            start + chrono::Duration::nanoseconds(999_999_999),
+        ] {
+            assert_eq!(to_db_text(t), t.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+            assert_eq!(
+                to_db_text_ms(t),
+                t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+            );
+        }
     }
 }

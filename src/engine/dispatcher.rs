@@ -207,20 +207,23 @@ impl Engine {
         deadline: DateTime<Utc>,
     ) -> SendResult {
         let mut shutdown = self.shutdown.clone();
-        let slot = tokio::select! {
-            biased;
-            _ = shutdown.wait_for(|s| *s) => Err(SendResult::NotSent {
-                error: "not sent: the daemon is stopping".into(),
-                retry_at: self.clock.now(),
-            }),
-            _ = self.clock.sleep_until(deadline) => Err(self.release(
-                "no request slot came free",
-                after(self.clock.now(), self.config().max_claim_wait),
-            )),
-            slot = self.in_flight.sem().acquire_owned() => slot.map_err(|_| SendResult::NotSent {
-                error: "not sent: the daemon is stopping".into(),
-                retry_at: self.clock.now(),
-            }),
+        let slot = match self.free_slot(deadline) {
+            Some(slot) => Ok(slot),
+            None => tokio::select! {
+                biased;
+                _ = shutdown.wait_for(|s| *s) => Err(SendResult::NotSent {
+                    error: "not sent: the daemon is stopping".into(),
+                    retry_at: self.clock.now(),
+                }),
+                _ = self.clock.sleep_until(deadline) => Err(self.release(
+                    "no request slot came free",
+                    after(self.clock.now(), self.config().max_claim_wait),
+                )),
+                slot = self.in_flight.sem().acquire_owned() => slot.map_err(|_| SendResult::NotSent {
+                    error: "not sent: the daemon is stopping".into(),
+                    retry_at: self.clock.now(),
+                }),
+            },
         };
         let (result, tries): (SendResult, Tries) = match slot {
             Ok(slot) => {
@@ -253,6 +256,16 @@ impl Engine {
             );
         }
         result
+    }
+
+    /// A request slot taken at once, when one is free, the daemon is not
+    /// stopping and `deadline` has not passed: what the wait in
+    /// [`Self::send_and_record`] would give first, without arming its timer.
+    fn free_slot(&self, deadline: DateTime<Utc>) -> Option<OwnedSemaphorePermit> {
+        if self.stopping() || self.clock.now() >= deadline {
+            return None;
+        }
+        self.in_flight.sem().try_acquire_owned().ok()
     }
 
     /// Sends one attempt's request, retrying safe failures inside the
@@ -448,6 +461,12 @@ impl Engine {
         let now = self.clock.now();
         if let Some(open) = self.gate.closed_until(now).filter(|t| *t > deadline) {
             return Err(self.release("the API asked to wait (Retry-After)", open));
+        }
+        // The gate open and a cell of the rate free now: what the wait below
+        // would give first, without arming its timer.
+        if now < deadline && self.gate.closed_until(now).is_none() && self.limiter().check().is_ok()
+        {
+            return Ok(());
         }
         tokio::select! {
             biased;

@@ -225,6 +225,8 @@ impl Engine {
         cfg: EngineConfig,
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Self> {
+        // Off the async threads; a claim that comes first waits for it.
+        tokio::task::spawn_blocking(crate::phone::zones::warm_up);
         let limiter = Arc::new(cfg.limiter());
         let (sweeps_done, sweeps_ended) = mpsc::channel(1);
         let reconciler = Reconciler::new(

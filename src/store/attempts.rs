@@ -576,8 +576,11 @@ async fn record_other(
     now_ms: &str,
 ) -> sqlx::Result<()> {
     let tries = i64::from(r.tries);
-    let (sent, last) = r.instants();
-    if !matches!(r.result, SendResult::Accepted { .. }) && sent.is_some() {
+    // The instants are formatted only when they are written.
+    if let (false, (Some(sent), last)) = (
+        matches!(r.result, SendResult::Accepted { .. }),
+        r.instants(),
+    ) {
         sqlx::query(
             "UPDATE attempts SET sent_at = ?, last_try_at = ? WHERE id = ? AND state = 'sending'",
         )

@@ -40,16 +40,22 @@ const RULES_KEY: &str = "quote(cp.agent_id) || ',' || quote(cp.schedule) || ',' 
      quote(cp.region)";
 
 /// Parameters: ?1 the attempt ids as a JSON array, ?2 the start of the
-/// cap's 24 h. One row: the global pause, and the attempts packed as JSON
-/// (one message from the SQLite thread however many they are).
-fn batch_sql() -> &'static str {
+/// cap's 24 h. One row: the global pause, the campaigns of those attempts
+/// (their rule columns quoted once per campaign, not once per attempt), and
+/// the attempts, each packed as JSON (one message from the SQLite thread
+/// however many they are). The number's other attempts are read in one
+/// walk of `attempts_by_number` per attempt (a grouped join), not one walk
+/// per fact.
+pub(super) fn batch_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SQL.get_or_init(|| {
         format!(
             "SELECT (SELECT dispatch_paused FROM daemon WHERE id = 1), \
+                    (SELECT json_group_array(json_array(cp.id, cp.status, {RULES_KEY})) FROM campaigns cp \
+                      WHERE cp.id IN (SELECT a.campaign_id FROM json_each(?1) j JOIN attempts a ON a.id = j.value)), \
                     json_group_array(json_array(id, attempt_state, latest_attempt, contact_id, phone_number, \
                         timezone, agent_id, contact_state, attempts, dnc_since, calls_24h, oldest_24h, \
-                        live_elsewhere, campaign_id, campaign_status, rules_key)) \
+                        live_elsewhere, campaign_id)) \
              FROM (SELECT a.id, a.state AS attempt_state, \
                      (SELECT MAX(b.id) FROM attempts b WHERE b.contact_id = a.contact_id) AS latest_attempt, \
                      c.id AS contact_id, a.to_number AS phone_number, \
@@ -57,10 +63,12 @@ fn batch_sql() -> &'static str {
                      CASE WHEN typeof(c.agent_id) = 'integer' THEN c.agent_id END AS agent_id, \
                      c.state AS contact_state, \
                      CASE WHEN typeof(c.attempts) = 'integer' THEN c.attempts ELSE 0 END AS attempts, \
-                     {}, cp.id AS campaign_id, cp.status AS campaign_status, {RULES_KEY} AS rules_key \
+                     {}, a.campaign_id AS campaign_id \
                    FROM json_each(?1) j JOIN attempts a ON a.id = j.value \
-                   JOIN contacts c ON c.id = a.contact_id JOIN campaigns cp ON cp.id = a.campaign_id)",
-            crate::store::number_columns!("a.to_number", "a.id", "?2"),
+                   JOIN contacts c ON c.id = a.contact_id \
+                   LEFT JOIN attempts n ON n.to_number = a.to_number AND n.id <> a.id \
+                   GROUP BY a.id)",
+            crate::store::number_facts!("a.to_number", "?2"),
         )
     })
 }
@@ -80,14 +88,22 @@ type Row = (
     Option<String>,
     i64,
     i64,
-    String,
-    String,
 );
 
-fn dial_state(row: Row, dispatch_paused: &Option<String>) -> (i64, DialState) {
+/// A campaign's status and rule columns (as [`RULES_KEY`] quotes them).
+type CampaignRow = (i64, String, String);
+
+fn dial_state(
+    row: Row,
+    dispatch_paused: &Option<String>,
+    campaigns: &HashMap<i64, (String, String)>,
+) -> Option<(i64, DialState)> {
     let (id, attempt_state, latest, contact_id, phone, timezone, agent_id, contact_state) =
         (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7);
     let (attempts, dnc_since, calls_24h, oldest_24h, live) = (row.8, row.9, row.10, row.11, row.12);
+    let campaign_id = row.13;
+    // An attempt whose campaign is gone is gone too.
+    let (status, rules_key) = campaigns.get(&campaign_id)?;
     let owns = attempt_state == "sending" && latest == Some(id);
     // The claim counted this attempt; the policy judges the contact as it
     // was before it.
@@ -114,14 +130,14 @@ fn dial_state(row: Row, dispatch_paused: &Option<String>) -> (i64, DialState) {
         },
         owns_attempt: owns,
         contact_state,
-        campaign_id: row.13,
+        campaign_id,
         // The CHECK constraint admits only known statuses; anything else
         // is not `active`, so nothing is sent.
-        campaign: row.14.parse().unwrap_or(CampaignStatus::Paused),
-        rules_key: row.15,
+        campaign: status.parse().unwrap_or(CampaignStatus::Paused),
+        rules_key: rules_key.clone(),
         dispatch_paused: dispatch_paused.clone(),
     };
-    (id, state)
+    Some((id, state))
 }
 
 impl Store {
@@ -134,13 +150,21 @@ impl Store {
         now: DateTime<Utc>,
     ) -> sqlx::Result<HashMap<i64, DialState>> {
         let ids = serde_json::Value::from(attempt_ids.to_vec()).to_string();
-        let (paused, json): (Option<String>, Option<Vec<u8>>) =
+        let (paused, campaigns, json): (Option<String>, Option<Vec<u8>>, Option<Vec<u8>>) =
             sqlx::query_as(sqlx::AssertSqlSafe(batch_sql()))
                 .bind(ids)
                 .bind(to_db_text(super::contacts::day_before(now)))
                 .fetch_one(&self.pool)
                 .await?;
+        let campaigns: HashMap<i64, (String, String)> =
+            parse_rows::<CampaignRow>(campaigns.as_deref())?
+                .into_iter()
+                .map(|(id, status, key)| (id, (status, key)))
+                .collect();
         let rows: Vec<Row> = parse_rows(json.as_deref())?;
-        Ok(rows.into_iter().map(|r| dial_state(r, &paused)).collect())
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| dial_state(r, &paused, &campaigns))
+            .collect())
     }
 }

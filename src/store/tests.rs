@@ -350,6 +350,27 @@ async fn the_due_and_outstanding_queries_use_their_indexes() {
 }
 
 #[tokio::test]
+async fn the_dial_time_read_finds_attempts_and_numbers_by_their_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let read = plan(
+        &store,
+        &super::dial::batch_sql()
+            .replace("?1", "'[1,2,3]'")
+            .replace("?2", "'2025-12-31T00:00:00Z'"),
+    )
+    .await;
+    assert!(
+        read.contains("attempts_by_number") && read.contains("attempts_by_contact"),
+        "the number's and the contact's attempts are read by their indexes: {read}"
+    );
+    assert!(
+        !read.contains("SCAN a") && !read.contains("SCAN n") && !read.contains("SCAN c"),
+        "no table is scanned: {read}"
+    );
+}
+
+#[tokio::test]
 async fn states_outside_the_contract_are_refused_by_the_database() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir).await;
@@ -433,4 +454,83 @@ async fn due_times_written_in_other_formats_are_made_canonical_or_refused() {
         t, "2026-08-01T09:30:00Z",
         "an update by another program too"
     );
+}
+
+#[tokio::test]
+async fn the_dial_time_read_counts_a_numbers_other_attempts_as_the_claim_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let now = chrono::Utc::now();
+    let ago = |h: i64| crate::clock::to_db_text_ms(now - chrono::Duration::hours(h));
+    for sql in [
+        "INSERT INTO campaigns (id, name) VALUES (1, 'a'), (2, 'b')",
+        "INSERT INTO contacts (id, campaign_id, phone_number, state, validated) VALUES \
+         (1, 1, '+14155552671', 'in_progress', 1), (2, 2, '+14155552671', 'pending', 1)",
+    ] {
+        sqlx::query(sql).execute(store.pool()).await.unwrap();
+    }
+    // The attempt asked about, then the number's others: a live call an
+    // hour ago, a finished one two hours ago, one a day and a half ago,
+    // and one never placed.
+    let rows = [
+        (1, 1, "sending", None, ago(0)),
+        (2, 2, "accepted", None, ago(1)),
+        (3, 2, "accepted", Some("completed"), ago(2)),
+        (4, 2, "accepted", Some("completed"), ago(36)),
+        (5, 2, "not_placed", None, ago(3)),
+    ];
+    for (id, contact, state, outcome, sent) in rows {
+        sqlx::query(
+            "INSERT INTO attempts (id, contact_id, campaign_id, attempt_no, state, outcome, agent_id, to_number, sent_at) \
+             VALUES (?, ?, ?, ?, ?, ?, 7, '+14155552671', ?)",
+        )
+        .bind(id)
+        .bind(contact)
+        .bind(contact)
+        .bind(id)
+        .bind(state)
+        .bind(outcome)
+        .bind(sent)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    }
+    let states = store.dial_states(&[1, 99], now).await.unwrap();
+    assert!(!states.contains_key(&99), "a missing attempt is missing");
+    let s = &states[&1];
+    assert!(s.owns_attempt);
+    assert_eq!(s.contact.calls_last_24h, 2, "{s:?}");
+    assert_eq!(
+        s.contact
+            .oldest_call_last_24h
+            .map(crate::clock::to_db_text_ms),
+        Some(ago(2))
+    );
+    assert!(s.contact.live_attempt_elsewhere, "{s:?}");
+    assert!(!s.contact.on_dnc);
+    // The claim's own query reads the same facts for the other contact.
+    let claim: (i64, Option<String>, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT calls_24h, oldest_24h, live_elsewhere FROM ({}) WHERE id = 2",
+        super::contacts::due_sql()
+    )))
+    .bind(2)
+    .bind(crate::clock::to_db_text(now))
+    .bind(10)
+    .bind(crate::clock::to_db_text(now - chrono::Duration::hours(24)))
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    // It counts attempt 1 too (it is not that contact's own).
+    assert_eq!(claim, (3, Some(ago(2)), 1));
+    sqlx::query("INSERT INTO dnc (phone_number) VALUES ('+14155552671')")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE attempts SET outcome = 'completed' WHERE id = 2")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let s = &store.dial_states(&[1], now).await.unwrap()[&1];
+    assert!(s.contact.on_dnc, "a DNC entry made after the claim is seen");
+    assert!(!s.contact.live_attempt_elsewhere, "{s:?}");
 }
