@@ -53,12 +53,33 @@ async fn every_number_is_placed_exactly_once(w: World, contacts: usize) -> World
     w.run_to_idle(400).await;
     let placed = w.placed_per_number();
     for n in &numbers {
-        assert_eq!(
-            placed.get(n).copied().unwrap_or(0),
-            1,
-            "{n} was placed {:?} times with max_attempts = 1",
-            placed.get(n)
-        );
+        if placed.get(n).copied().unwrap_or(0) != 1 {
+            // The evidence, for whoever reads the failure.
+            let attempts: Vec<_> = w
+                .attempts()
+                .await
+                .into_iter()
+                .filter(|a| &a.to_number == n)
+                .collect();
+            let sent: Vec<_> = w
+                .journal()
+                .into_iter()
+                .filter(|e| e.to_number.as_deref() == Some(n.as_str()))
+                .collect();
+            let events: Vec<(String, Option<i64>, Option<String>, String)> = sqlx::query_as(
+                "SELECT kind, attempt_id, detail, at FROM events WHERE attempt_id IN \
+                 (SELECT a.id FROM attempts a JOIN contacts c ON c.id = a.contact_id \
+                  WHERE c.phone_number = ?) ORDER BY id",
+            )
+            .bind(n)
+            .fetch_all(w.store.pool())
+            .await
+            .unwrap();
+            panic!(
+                "{n} was placed {:?} times with max_attempts = 1\nattempts: {attempts:#?}\nrequests: {sent:#?}\nevents: {events:#?}",
+                placed.get(n)
+            );
+        }
     }
     w.assert_every_contact_ends_in(&["done", "exhausted"]).await;
     w.assert_every_placed_call_is_known_once(1).await;
@@ -171,7 +192,13 @@ async fn logs_listed_only_after_calls_longer_than_the_grace_never_make_a_second_
     .await
 }
 
-/// Every new behaviour of the simulator at once, with every fault, in real time.
+/// Every new behaviour of the simulator at once, with every fault, in real
+/// time. The grace (3 s) covers the longest call (2 s) whose log is listed
+/// only once it ended: until the reconciler has learned how late this API
+/// lists a call, the grace is all it has, and with every fault at once the
+/// first uncertain attempt can come before any call was accepted, so a
+/// shorter grace is a configuration that promises what the API does not
+/// keep (see README, "Resolving an uncertain attempt").
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_hostile_behaviour_at_once_never_makes_a_second_call() {
     within(async {
@@ -195,7 +222,11 @@ async fn every_hostile_behaviour_at_once_never_makes_a_second_call() {
             ],
             &PLACED_AND_UNPLACED_FAULTS,
         );
-        let w = World::new(&args, |cfg| cfg.page_size = 8).await;
+        let w = World::new(&args, |cfg| {
+            cfg.page_size = 8;
+            cfg.uncertain_grace = std::time::Duration::from_secs(3);
+        })
+        .await;
         every_number_is_placed_exactly_once(w, 12).await;
     })
     .await
