@@ -18,7 +18,9 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::{CampaignStatus, HoldReason};
 use crate::provider::{DispatchRequest, ErrorKind, ProviderError};
-use crate::store::{AttemptResult, Campaign, ClaimDecision, Claimed, Release, SendResult};
+use crate::store::{
+    AttemptResult, Campaign, CampaignRules, ClaimDecision, Claimed, Release, SendResult,
+};
 
 /// What one sweep did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -59,38 +61,16 @@ impl Engine {
     /// request it sent has its result recorded.
     pub async fn sweep_campaign(self: &Arc<Self>, c: &Campaign) -> anyhow::Result<SweepReport> {
         let mut report = SweepReport::default();
-        let Some(mut rules) = self.rules_or_pause(c).await? else {
+        let Some((rules, agent)) = self.prepare_sweep(c).await? else {
             return Ok(report);
         };
         let cfg = self.config();
-        rules.max_calls_per_number_per_day = cfg.max_calls_per_number_per_day;
-        let agent = c.agent_id.or(cfg.defaults.agent_id);
-        if agent.is_none() {
-            let reason = "no agent_id: set the campaign's agent_id (or campaign_defaults.agent_id), then resume it";
-            self.store
-                .set_campaign_status(c.id, CampaignStatus::Paused, Some(reason))
-                .await?;
-            tracing::error!(campaign = %c.name, reason, "campaign paused");
-            return Ok(report);
-        }
-        self.validate_direct_inserts(c, rules.region).await?;
         let mut tasks = JoinSet::new();
         // How many due contacts to read at once: grows while whole reads are
         // only put off (a closed window over a big campaign), so deferring a
         // million contacts takes thousands of commits, not tens of thousands.
         let mut read = READ_MIN;
-        loop {
-            if self.stopping()
-                || self.auth_paused.load(Ordering::SeqCst)
-                || self.storage_fault().is_some()
-            {
-                break;
-            }
-            if self.gate_closed_past_claim_wait() {
-                // Nothing claimed now could be sent in time: leave the
-                // contacts due; a sweep after the gate opens takes them.
-                break;
-            }
+        while self.may_claim() {
             let Some(permits) = self.take_permits(c).await? else {
                 break;
             };
@@ -127,25 +107,12 @@ impl Engine {
             } else {
                 (read * 4).min(READ_MAX)
             };
-            let claimed = round.claimed;
-            if round.wanted_dial && claimed.is_empty() {
+            if round.wanted_dial && round.claimed.is_empty() {
                 // The campaign or dispatching was paused meanwhile: stop; the
                 // next fire looks again.
                 break;
             }
-            let limits = DialLimits::of(c);
-            for (claim, permit) in claimed.into_iter().zip(permits) {
-                let engine = self.clone();
-                let span = tracing::info_span!("attempt", campaign = %c.name, contact = claim.contact_id, attempt = claim.attempt_id);
-                tasks.spawn(
-                    async move {
-                        engine
-                            .send_and_record(claim, limits, permit, deadline)
-                            .await
-                    }
-                    .instrument(span),
-                );
-            }
+            self.spawn_sends(c, round.claimed, permits, deadline, &mut tasks);
             // Reap finished sends as we go, so a long sweep does not accumulate them.
             while let Some(done) = tasks.try_join_next() {
                 tally(&mut report, done);
@@ -155,6 +122,67 @@ impl Engine {
             tally(&mut report, done);
         }
         Ok(report)
+    }
+
+    /// The campaign's rules (with the configured per-number cap) and agent,
+    /// or `None` when it cannot be swept: its settings are unreadable or it
+    /// has no agent id (it is paused with the reason).
+    async fn prepare_sweep(
+        &self,
+        c: &Campaign,
+    ) -> anyhow::Result<Option<(CampaignRules, Option<i64>)>> {
+        let Some(mut rules) = self.rules_or_pause(c).await? else {
+            return Ok(None);
+        };
+        let cfg = self.config();
+        rules.max_calls_per_number_per_day = cfg.max_calls_per_number_per_day;
+        let agent = c.agent_id.or(cfg.defaults.agent_id);
+        if agent.is_none() {
+            let reason = "no agent_id: set the campaign's agent_id (or campaign_defaults.agent_id), then resume it";
+            self.store
+                .set_campaign_status(c.id, CampaignStatus::Paused, Some(reason))
+                .await?;
+            tracing::error!(campaign = %c.name, reason, "campaign paused");
+            return Ok(None);
+        }
+        self.validate_direct_inserts(c, rules.region).await?;
+        Ok(Some((rules, agent)))
+    }
+
+    /// Whether a sweep may claim another round now: not stopping, not
+    /// paused by a rejected key, the database writable, and the API's
+    /// `Retry-After` gate not shut past `dispatch.max_claim_wait_secs`
+    /// (nothing claimed now could be sent in time: the contacts stay due,
+    /// and a sweep after the gate opens takes them).
+    fn may_claim(&self) -> bool {
+        !(self.stopping()
+            || self.auth_paused.load(Ordering::SeqCst)
+            || self.storage_fault().is_some()
+            || self.gate_closed_past_claim_wait())
+    }
+
+    /// Sends each claimed attempt on its own task, with its request slot.
+    fn spawn_sends(
+        self: &Arc<Self>,
+        c: &Campaign,
+        claimed: Vec<Claimed>,
+        permits: Vec<OwnedSemaphorePermit>,
+        deadline: DateTime<Utc>,
+        tasks: &mut JoinSet<SendResult>,
+    ) {
+        let limits = DialLimits::of(c);
+        for (claim, permit) in claimed.into_iter().zip(permits) {
+            let engine = self.clone();
+            let span = tracing::info_span!("attempt", campaign = %c.name, contact = claim.contact_id, attempt = claim.attempt_id);
+            tasks.spawn(
+                async move {
+                    engine
+                        .send_and_record(claim, limits, permit, deadline)
+                        .await
+                }
+                .instrument(span),
+            );
+        }
     }
 
     /// Waits for room to claim a batch (and for live-call room), and takes

@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 use super::journal::{DispatchResult, JournalEntry, journal_time};
 use super::listener::ConnKill;
 use super::render::render;
-use super::state::{Decision, NewCall, SimState};
+use super::state::{Decision, NewCall, SimCall, SimState};
 
 /// Largest accepted `pagesize`.
 const MAX_PAGE_SIZE: usize = 1000;
@@ -164,27 +164,7 @@ async fn dispatch(
         Decision::NotPlaced(result) => {
             entry.result = result;
             record(entry);
-            match result {
-                DispatchResult::FaultDrop => {
-                    conn.kill();
-                    error(StatusCode::INTERNAL_SERVER_ERROR, "dropped", "never sent")
-                }
-                DispatchResult::Fault500 => error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal_error",
-                    "simulated failure (call not placed)",
-                ),
-                _ => {
-                    let mut resp = error(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "rate_limited",
-                        "too many requests",
-                    );
-                    resp.headers_mut()
-                        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-                    resp
-                }
-            }
+            not_placed_response(result, &conn)
         }
         Decision::Placed(call, result) => {
             st.counters.calls_placed.fetch_add(1, Ordering::Relaxed);
@@ -192,29 +172,71 @@ async fn dispatch(
             entry.placed = true;
             entry.request_id = Some(call.request_id);
             record(entry);
-            let ok = json!({
-                "success": true,
-                "status": "dispatched",
-                "requestId": call.answered_request_id,
-                "custom_variables_count": context_len,
-            });
-            match result {
-                DispatchResult::Fault500Placed => {
-                    error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "simulated failure after placing the call")
-                }
-                DispatchResult::FaultGarbage => (
-                    StatusCode::OK,
-                    [(header::CONTENT_TYPE, "application/json")],
-                    format!("<html><body>upstream hiccup</body></html>{{\"success\": true, \"requestId\": {}", call.request_id),
-                )
-                    .into_response(),
-                DispatchResult::FaultTimeout => {
-                    withhold(&st).await;
-                    axum::Json(ok).into_response()
-                }
-                _ => axum::Json(ok).into_response(),
-            }
+            placed_response(&st, &call, result, context_len).await
         }
+    }
+}
+
+/// The answer to a request that placed no call: a dropped connection, a
+/// 500, or a 429 with `Retry-After`.
+fn not_placed_response(result: DispatchResult, conn: &ConnKill) -> Response {
+    match result {
+        DispatchResult::FaultDrop => {
+            conn.kill();
+            error(StatusCode::INTERNAL_SERVER_ERROR, "dropped", "never sent")
+        }
+        DispatchResult::Fault500 => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "simulated failure (call not placed)",
+        ),
+        _ => {
+            let mut resp = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests",
+            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            resp
+        }
+    }
+}
+
+/// The answer to a request that placed `call`: the API's success body, or
+/// the fault drawn for it (a 500, a body that is not JSON, a withheld answer).
+async fn placed_response(
+    st: &SimState,
+    call: &SimCall,
+    result: DispatchResult,
+    context_len: usize,
+) -> Response {
+    let ok = json!({
+        "success": true,
+        "status": "dispatched",
+        "requestId": call.answered_request_id,
+        "custom_variables_count": context_len,
+    });
+    match result {
+        DispatchResult::Fault500Placed => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "simulated failure after placing the call",
+        ),
+        DispatchResult::FaultGarbage => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            format!(
+                "<html><body>upstream hiccup</body></html>{{\"success\": true, \"requestId\": {}",
+                call.request_id
+            ),
+        )
+            .into_response(),
+        DispatchResult::FaultTimeout => {
+            withhold(st).await;
+            axum::Json(ok).into_response()
+        }
+        _ => axum::Json(ok).into_response(),
     }
 }
 
