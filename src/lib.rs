@@ -11,7 +11,7 @@
 //! | [`cli`] | the command line: one file per command, and every error's exit status ([`error`] defines them) |
 //! | [`daemon`] | `dialerd run`: the instance lock, start-up recovery, wiring the workers, reload and stop |
 //! | [`worker`] | one struct per background activity (scheduler, reconciler, inbox, heartbeat, idle watch, webhooks), each with one `step()`, under one `run_until_stopped` loop |
-//! | [`engine`] | the decisions: when a campaign sweeps, which contact may be dialed now ([`engine::policy`]), sending through the rate limit, reading outcomes back |
+//! | [`engine`] | the decisions: when a campaign sweeps, which contact may be dialed now ([`engine::policy`]), the caller pool and spend cap ([`engine::limits`], [`engine::pooling`]), sending through the rate limit, reading outcomes back and opt-outs ([`engine::optout`]) |
 //! | [`webhooks`] | signed delivery of the outbox that SQLite triggers fill |
 //! | [`import`] | CSV and SQLite contact files, streamed and validated into a campaign; the inbox watcher |
 //! | [`provider`] | the OmniDimension HTTP API: client, tolerant call-log model, error classification |

@@ -1,7 +1,7 @@
 //! SQL of caller-number pools (`caller_numbers`, `attempts.from_number_id`)
 //! and of the spend cap (`campaigns.max_cost`): the facts read as plain data
-//! ([`PoolState`], [`SpendState`]); the choices made on them live in
-//! [`crate::engine::limits`].
+//! ([`PoolState`], [`SpendState`]); the choices made on them live in the
+//! engine (`engine::limits`): the store only reads and writes.
 
 use chrono::{DateTime, Utc};
 
