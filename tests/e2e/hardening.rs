@@ -392,6 +392,11 @@ fn every_command_exits_quietly_when_its_reader_has_gone() {
         vec!["dispatch", "resume"],
         vec!["explain", "+13055550123", "+442079460958"],
         vec!["explain", "--json", "+13055550123"],
+        vec!["plan", "piped"],
+        vec!["plan", "--json", "piped"],
+        vec!["numbers", "add", "1", "+442079460999", "--pool", "main"],
+        vec!["numbers", "list"],
+        vec!["numbers", "list", "--json"],
         vec!["--help"],
         vec!["--version"],
     ];
