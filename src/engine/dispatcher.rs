@@ -297,8 +297,9 @@ impl Engine {
     }
 
     /// Sends one attempt's request, retrying safe failures inside the
-    /// attempt. Before every try: the Retry-After gate and the rate, then the
-    /// dial-time check on the database as it is at that instant; a try that
+    /// attempt. Before every try: the Retry-After gate and the rate, the
+    /// spend cap and the caller-number pick, then, last, the dial-time check
+    /// on the database as it is at that instant; a try that
     /// cannot go out by `deadline` is not made, and the claim is released.
     async fn send(
         &self,
@@ -329,11 +330,8 @@ impl Engine {
             claim.to_number.trim_start_matches('+')
         );
         loop {
-            if let Err(unsent) = self.ready_to_try(claim, deadline).await {
-                return (unsent, tries);
-            }
             if let Err(unsent) = self
-                .limits_at_dial(claim, limits, &mut req, &mut picked)
+                .ready_to_try(claim, deadline, limits, &mut req, &mut picked)
                 .await
             {
                 return (unsent, tries);
@@ -378,6 +376,9 @@ impl Engine {
         &self,
         claim: &Claimed,
         deadline: DateTime<Utc>,
+        limits: DialLimits,
+        req: &mut DispatchRequest,
+        picked: &mut bool,
     ) -> Result<(), SendResult> {
         let not_sent = |why: &str| SendResult::NotSent {
             error: format!("not sent: {why}"),
@@ -399,6 +400,10 @@ impl Engine {
                 turn = self.turn_before(deadline) => turn?,
                 _ = shutdown.wait_for(|s| *s) => return Err(not_sent("the daemon is stopping")),
             }
+            // The spend cap and the caller-number pick may wait for the write
+            // lock: they come before the dial-time check, so that the check
+            // (DNC, hours, pause) stays the last read before the request.
+            self.limits_at_dial(claim, limits, req, picked).await?;
             match self.dial_check(claim).await {
                 Ok(None) => {}
                 Ok(Some((error, release))) => {
