@@ -98,7 +98,22 @@ impl Reconciler {
             scan.ended = true;
             return;
         }
+        let before = u64::from(scan.next_page.saturating_sub(1)) * rows as u64;
+        let more_remain = total.is_some_and(|t| t > before + rows as u64);
         if rows < *honoured {
+            if more_remain {
+                // Shorter than before, yet the server counts more logs: it
+                // lowered its cap (or cut this page). Read on; only a page
+                // short of the new cap, or an empty one, ends the listing.
+                tracing::debug!(
+                    rows,
+                    honoured = *honoured,
+                    ?total,
+                    "a shorter page with more logs counted; reading on"
+                );
+                *honoured = rows;
+                return;
+            }
             scan.ended = true;
             return;
         }
@@ -112,8 +127,7 @@ impl Reconciler {
             }
             *honoured = rows;
         }
-        let before = u64::from(scan.next_page.saturating_sub(1)) * rows as u64;
-        if rows < asked && total.is_some_and(|t| t > before + rows as u64) {
+        if rows < asked && more_remain {
             tracing::debug!(
                 asked,
                 rows,
@@ -251,13 +265,13 @@ impl Reconciler {
     ) -> anyhow::Result<()> {
         let now = self.clock.now();
         for a in &work.uncertain {
-            let due = crate::clock::plus(grace_base(a), wait.wait.to_std().unwrap_or_default());
+            let due = after_wait(a, wait);
             if due > now {
                 report.next_decision_at = Some(report.next_decision_at.map_or(due, |t| t.min(due)));
             }
         }
         let due_now =
-            |a: &&Outstanding| grace_base(a) + wait.wait <= now && !work.ambiguous.contains(&a.id);
+            |a: &&Outstanding| after_wait(a, wait) <= now && !work.ambiguous.contains(&a.id);
         let deciding = work.uncertain.iter().any(due_now);
         let unreached =
             head_hit_limit && !(work.by_request.is_empty() && work.by_log_id.is_empty());
@@ -353,7 +367,13 @@ impl Reconciler {
 /// Whether a scan that began at `scan.started_at` may prove `a` absent: it
 /// began after `a` became uncertain and after `a`'s log would have appeared.
 fn may_decide(a: &Outstanding, scan: &Scan, wait: Wait) -> bool {
-    scan.started_at > uncertain_since(a) && scan.started_at >= grace_base(a) + wait.wait
+    scan.started_at > uncertain_since(a) && scan.started_at >= after_wait(a, wait)
+}
+
+/// When `a`'s log must have appeared: its grace base plus the wait, saturating
+/// (an unreadable time is the latest instant, and must not overflow).
+fn after_wait(a: &Outstanding, wait: Wait) -> DateTime<Utc> {
+    crate::clock::plus(grace_base(a), wait.wait.to_std().unwrap_or_default())
 }
 
 /// Compares an E.164 number with the API's, ignoring formatting.
