@@ -32,8 +32,12 @@ CREATE TABLE caller_numbers (
 CREATE INDEX caller_numbers_by_pool ON caller_numbers(pool, active);
 
 ALTER TABLE campaigns ADD COLUMN caller_pool TEXT;
-ALTER TABLE campaigns ADD COLUMN max_cost REAL CHECK (max_cost IS NULL OR max_cost >= 0);
-ALTER TABLE campaigns ADD COLUMN cost_estimate REAL CHECK (cost_estimate IS NULL OR cost_estimate >= 0);
+-- A number, or nothing: text ('$10', '12,50') would make every read of the
+-- campaigns table fail, and with it every sweep.
+ALTER TABLE campaigns ADD COLUMN max_cost REAL
+    CHECK (max_cost IS NULL OR (typeof(max_cost) IN ('integer', 'real') AND max_cost >= 0));
+ALTER TABLE campaigns ADD COLUMN cost_estimate REAL
+    CHECK (cost_estimate IS NULL OR (typeof(cost_estimate) IN ('integer', 'real') AND cost_estimate >= 0));
 ALTER TABLE attempts ADD COLUMN from_number_id INTEGER;
 
 -- Each campaign's reconciled cost, kept by triggers, so the spend cap is

@@ -64,6 +64,33 @@ async fn opening_an_already_migrated_database_keeps_its_rows() {
     assert!(store.campaign_by_name("kept").await.unwrap().is_some());
 }
 
+/// Text in a campaign's spend cap or estimate is refused when written: read
+/// back, it would fail every read of `campaigns`, and every sweep with it.
+#[tokio::test]
+async fn a_spend_cap_written_as_text_is_refused_and_campaigns_stay_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    sqlx::query("INSERT INTO campaigns (name) VALUES ('capped')")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    for sql in [
+        "UPDATE campaigns SET max_cost = '$10'",
+        "UPDATE campaigns SET cost_estimate = '12,50'",
+        "UPDATE campaigns SET max_cost = -1",
+    ] {
+        let err = sqlx::query(sql).execute(store.pool()).await.unwrap_err();
+        assert!(err.to_string().contains("CHECK"), "{sql}: {err}");
+    }
+    sqlx::query("UPDATE campaigns SET max_cost = '12.50', cost_estimate = 2")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let c = store.campaign_by_name("capped").await.unwrap().unwrap();
+    assert_eq!((c.max_cost, c.cost_estimate), (Some(12.5), Some(2.0)));
+    assert_eq!(store.campaigns().await.unwrap().len(), 1);
+}
+
 /// Migration 5 copies `contacts` and `attempts` into rebuilt tables: every
 /// row, id and link must survive, and every rule must still hold after it.
 #[tokio::test]
