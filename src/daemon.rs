@@ -260,7 +260,12 @@ impl Daemon {
         );
         // Real time, not the engine's clock: this deadline races systemd's
         // TimeoutStopSec, which is wall time whatever clock the engine reads.
-        let deadline = tokio::time::Instant::now() + grace;
+        let now = tokio::time::Instant::now();
+        // A grace too large to add (a huge daemon.shutdown_grace_secs) is no
+        // deadline at all: a year stands in for it rather than a panic.
+        let deadline = now
+            .checked_add(grace)
+            .unwrap_or(now + std::time::Duration::from_secs(365 * 24 * 3600));
         let _ = tokio::time::timeout_at(deadline, self.engine.sweeps_finished()).await;
         record_stop(&self.store).await;
         self.webhooks.shutdown(grace).await;
