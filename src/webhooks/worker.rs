@@ -20,8 +20,9 @@ use crate::store::{DeliveryResult, OutboxRow, Store};
 /// long after, up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
-/// Rows one step sends, per request slot (`webhooks.max_in_flight`): a step
-/// records its results in one transaction, so larger steps sync less often.
+/// Rows one step reads, per request slot (`webhooks.max_in_flight`); they
+/// are sent `max_in_flight` at a time, each group's answers recorded before
+/// the next group goes out.
 const STEP_ROWS_PER_SLOT: u32 = 16;
 /// How much of a receiver's error answer is kept in `last_error`.
 const ERROR_BODY_BYTES: usize = 300;
@@ -124,14 +125,18 @@ impl Deliverer {
         }
         // At most one row per contact is due, so any order of sending
         // keeps each contact's events in order.
-        let mut results = Vec::with_capacity(rows.len());
+        // Each chunk's answers are recorded before the next chunk is sent: a
+        // step cut short (a stop, a reload) re-sends at most the chunk that
+        // was on the wire, never events already delivered and recorded.
         for chunk in rows.chunks(self.settings.max_in_flight.max(1) as usize) {
             let sent = futures::future::join_all(chunk.iter().map(|r| self.send_row(r))).await;
-            for (r, s) in chunk.iter().zip(sent) {
-                results.push((r.id, self.outcome(r, s)));
-            }
+            let results: Vec<_> = chunk
+                .iter()
+                .zip(sent)
+                .map(|(r, s)| (r.id, self.outcome(r, s)))
+                .collect();
+            self.store.webhook_record(&results).await?;
         }
-        self.store.webhook_record(&results).await?;
         Ok(Step::Worked(rows.len()))
     }
 
