@@ -89,13 +89,17 @@ pub struct SpendState {
 
 /// The placed-call count and oldest send time of each number, over the
 /// rolling 24 h from ?2, leaving out attempt ?3; numbers of pool ?1.
-const POOL_SQL: &str = "SELECT n.id, CAST(n.phone_number AS TEXT), n.active, \
+const POOL_SQL: &str = concat!(
+    "SELECT n.id, CAST(n.phone_number AS TEXT), n.active, \
         COALESCE(n.max_calls_per_day, 0), \
         (SELECT COUNT(*) FROM attempts a WHERE a.from_number_id = n.id AND a.sent_at > ?2 \
-            AND a.id <> ?3 AND (a.state = 'accepted' OR a.state = 'uncertain' OR a.state = 'sending')), \
-        (SELECT MIN(a.sent_at) FROM attempts a WHERE a.from_number_id = n.id AND a.sent_at > ?2 \
-            AND a.id <> ?3 AND (a.state = 'accepted' OR a.state = 'uncertain' OR a.state = 'sending')) \
-     FROM caller_numbers n WHERE n.pool = ?1 ORDER BY n.id";
+            AND a.id <> ?3 AND ",
+    crate::store::placed_call!("a."),
+    "), (SELECT MIN(a.sent_at) FROM attempts a WHERE a.from_number_id = n.id AND a.sent_at > ?2 \
+            AND a.id <> ?3 AND ",
+    crate::store::placed_call!("a."),
+    ") FROM caller_numbers n WHERE n.pool = ?1 ORDER BY n.id"
+);
 
 type PoolRow = (i64, String, i64, i64, i64, Option<String>);
 
@@ -191,13 +195,14 @@ impl Store {
 
     /// Every caller number, by pool and id, with its calls in the last 24 h.
     pub async fn caller_numbers(&self) -> sqlx::Result<Vec<CallerNumber>> {
-        sqlx::query_as(
+        sqlx::query_as(concat!(
             "SELECT n.id, CAST(n.phone_number AS TEXT) AS phone_number, CAST(n.pool AS TEXT) AS pool, \
                     n.active <> 0 AS active, n.max_calls_per_day, CAST(n.created_at AS TEXT) AS created_at, \
                     (SELECT COUNT(*) FROM attempts a WHERE a.from_number_id = n.id AND a.sent_at > ? \
-                       AND (a.state = 'accepted' OR a.state = 'uncertain' OR a.state = 'sending')) AS calls_24h \
-             FROM caller_numbers n ORDER BY n.pool, n.id",
-        )
+                       AND ",
+            crate::store::placed_call!("a."),
+            ") AS calls_24h FROM caller_numbers n ORDER BY n.pool, n.id",
+        ))
         .bind(to_db_text_ms(super::contacts::day_before(self.clock.now())))
         .fetch_all(&self.pool)
         .await
