@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::Store;
-use crate::clock::to_db_text;
+use crate::clock::{to_db_text, to_db_text_ms};
 use crate::domain::HoldReason;
 
 /// A due contact as the claim query reads it.
@@ -157,7 +157,7 @@ pub(super) async fn due_in(
         .bind(campaign_id)
         .bind(to_db_text(now))
         .bind(limit)
-        .bind(to_db_text(day_before(now)))
+        .bind(to_db_text_ms(day_before(now)))
         .fetch_one(conn)
         .await?;
     type Row = (

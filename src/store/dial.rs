@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::{DueContact, Store, contacts::parse_rows};
-use crate::clock::to_db_text;
+use crate::clock::to_db_text_ms;
 use crate::domain::CampaignStatus;
 
 /// One claimed attempt's state at the instant of a try.
@@ -153,7 +153,7 @@ impl Store {
         let (paused, campaigns, json): (Option<String>, Option<Vec<u8>>, Option<Vec<u8>>) =
             sqlx::query_as(sqlx::AssertSqlSafe(batch_sql()))
                 .bind(ids)
-                .bind(to_db_text(super::contacts::day_before(now)))
+                .bind(to_db_text_ms(super::contacts::day_before(now)))
                 .fetch_one(&self.pool)
                 .await?;
         let campaigns: HashMap<i64, (String, String)> =
