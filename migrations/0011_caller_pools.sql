@@ -14,9 +14,11 @@
 -- * `campaign_spend(campaign_id, spent, costed)`: each campaign's reconciled
 --   cost and the number of attempts that have one, kept by triggers on
 --   `attempts` (read by the spend cap; the view sums the attempts itself).
--- * `attempts.from_number_id`: the caller number the attempt's request
---   carried (picked from the pool at the instant of dialing, or the
---   campaign's `from_number_id`); a number's daily cap counts these.
+-- * `attempts.from_number_id`: the pool number picked for the attempt at
+--   the instant of dialing (NULL for a campaign without a pool, whose
+--   requests carry its fixed `from_number_id`); a pool number's daily cap
+--   counts these, so a number that is both in a pool and another
+--   campaign's fixed `from_number_id` has only its pool calls counted.
 -- * `campaign_progress` gains caller_pool, max_cost, spent, cost_committed,
 --   held_pool and held_spend_cap; `contact_outcomes` gains from_number_id.
 --   Both keep every earlier column, in the same order.
