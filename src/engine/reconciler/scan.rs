@@ -382,3 +382,64 @@ fn same_number(ours: &str, theirs: &str) -> bool {
     let (a, b) = (digits(ours), digits(theirs));
     !a.is_empty() && a == b
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::config::Settings;
+    use crate::engine::EngineConfig;
+    use crate::provider::Client;
+    use crate::secret::ApiKey;
+    use crate::store::Store;
+
+    /// A reconciler whose client is never called (the page lengths are fed in).
+    async fn reconciler(dir: &tempfile::TempDir) -> Reconciler {
+        let clock: crate::clock::SharedClock = Arc::new(ManualClock::new(Utc::now()));
+        let store = Store::open(&dir.path().join("d.db"), clock.clone())
+            .await
+            .unwrap();
+        let client = Client::new(
+            "http://127.0.0.1:9",
+            ApiKey::new("k").unwrap(),
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        let settings = Settings::load_with_env(None, &HashMap::new()).unwrap();
+        let cfg = Arc::new(EngineConfig::from_settings(&settings));
+        Reconciler::new(store, client, clock, cfg)
+    }
+
+    /// Reads one page of `rows` rows with `total` counted, as `read_page` does.
+    fn page(r: &mut Reconciler, scan: &mut Scan, rows: usize, total: Option<u64>) {
+        r.note_page_length(scan, rows, total);
+        scan.next_page += 1;
+    }
+
+    #[tokio::test]
+    async fn a_shorter_page_while_the_server_counts_more_logs_does_not_end_the_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = reconciler(&dir).await;
+        let mut scan = Scan::new(Utc::now(), 100);
+        page(&mut r, &mut scan, 100, Some(400));
+        // The server lowered its cap to 50: two more pages are counted.
+        page(&mut r, &mut scan, 50, Some(400));
+        assert!(
+            !scan.ended,
+            "a short page ended a listing that counts more logs"
+        );
+        page(&mut r, &mut scan, 50, Some(400));
+        assert!(!scan.ended);
+        page(&mut r, &mut scan, 0, Some(400));
+        assert!(scan.ended, "an empty page ends every listing");
+
+        // Without a count, a page shorter than the server honours ends it.
+        let mut scan = Scan::new(Utc::now(), 100);
+        page(&mut r, &mut scan, 30, None);
+        assert!(scan.ended);
+    }
+}
