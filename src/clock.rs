@@ -143,7 +143,11 @@ pub fn to_db_text_ms(t: DateTime<Utc>) -> String {
 /// second, which chrono writes in its own way.
 fn db_text(t: DateTime<Utc>, millis: bool) -> Option<String> {
     use chrono::{Datelike, Timelike};
-    let (year, nanos) = (t.year(), t.nanosecond());
+    // Each accessor of a `DateTime` converts it to its naive form again:
+    // convert once.
+    let naive = t.naive_utc();
+    let (date, time) = (naive.date(), naive.time());
+    let (year, nanos) = (date.year(), time.nanosecond());
     if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
         return None;
     }
@@ -155,11 +159,11 @@ fn db_text(t: DateTime<Utc>, millis: bool) -> Option<String> {
         }
     };
     put(0, 4, year as u32);
-    put(5, 2, t.month());
-    put(8, 2, t.day());
-    put(11, 2, t.hour());
-    put(14, 2, t.minute());
-    put(17, 2, t.second());
+    put(5, 2, date.month());
+    put(8, 2, date.day());
+    put(11, 2, time.hour());
+    put(14, 2, time.minute());
+    put(17, 2, time.second());
     put(20, 3, nanos / 1_000_000);
     for (i, c) in [
         (4, b'-'),
