@@ -1,8 +1,15 @@
 //! The reads of the dial-time check, batched: every try about to be sent
 //! asks for its attempt's state as of now, and one task answers whatever
-//! has queued up with one statement, so the check costs one read per batch
-//! of tries rather than one per try, and never answers from a snapshot
-//! older than the question.
+//! has queued up, so the check costs one read per batch of tries rather
+//! than one per try, and never answers from a snapshot older than the
+//! question.
+//!
+//! The read comes in two parts. First the dial guard (migration 12): its
+//! stamp, and which of the attempts are still `sending`. A try whose claim
+//! saw the same stamp is answered [`DialRead::Unchanged`]: nothing the check
+//! reads has changed since the claim read it in its transaction. The others
+//! get the whole state ([`crate::store::Store::dial_states`]), read after
+//! the guard.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::SharedClock;
-use crate::store::{Campaign, CampaignRules, DialState, Store};
+use crate::store::{CampaignRules, DialState, GuardReading, Store};
 
 /// Most attempts read in one statement.
 const MAX_BATCH: usize = 256;
@@ -19,7 +26,20 @@ const MAX_BATCH: usize = 256;
 /// questions they ask meanwhile (microseconds, not a timer).
 const COALESCE_YIELDS: usize = 2;
 
-type Job = (i64, oneshot::Sender<Result<Option<DialState>, String>>);
+/// What the reader answers a try.
+#[derive(Debug)]
+pub(crate) enum DialRead {
+    /// The attempt is still `sending` and the dial guard has not moved
+    /// since its claim: the claim's reading of the contact, the campaign
+    /// and the DNC list still holds.
+    Unchanged,
+    /// The state read now; `None` when the attempt (or its contact) is gone.
+    State(Option<Box<DialState>>),
+}
+
+/// An attempt, the guard stamp its claim saw (`None`: read the whole state),
+/// and where to answer.
+type Job = (i64, Option<i64>, oneshot::Sender<Result<DialRead, String>>);
 
 /// A handle on the reading task.
 #[derive(Debug, Clone)]
@@ -35,12 +55,17 @@ impl DialReader {
         Self { tx }
     }
 
-    /// The state of attempt `attempt_id`, read after this call began;
-    /// `None` when the attempt is gone.
-    pub(crate) async fn read(&self, attempt_id: i64) -> anyhow::Result<Option<DialState>> {
+    /// The state of attempt `attempt_id`, read after this call began:
+    /// [`DialRead::Unchanged`] when `guard` (the stamp its claim saw) is
+    /// still the dial guard's stamp and the attempt still `sending`.
+    pub(crate) async fn read(
+        &self,
+        attempt_id: i64,
+        guard: Option<i64>,
+    ) -> anyhow::Result<DialRead> {
         let (ack, answer) = oneshot::channel();
         self.tx
-            .send((attempt_id, ack))
+            .send((attempt_id, guard, ack))
             .map_err(|_| anyhow::anyhow!("the dial-time reader has stopped"))?;
         answer
             .await
@@ -65,20 +90,54 @@ async fn run(store: Store, clock: SharedClock, mut rx: mpsc::UnboundedReceiver<J
                 }
             }
         }
-        let ids: Vec<i64> = jobs.iter().map(|(id, _)| *id).collect();
-        match store.dial_states(&ids, clock.now()).await {
-            Ok(mut states) => {
-                for (id, ack) in jobs.drain(..) {
-                    let _ = ack.send(Ok(states.remove(&id)));
-                }
-            }
-            Err(e) => {
-                let e = e.to_string();
-                for (_, ack) in jobs.drain(..) {
-                    let _ = ack.send(Err(e.clone()));
-                }
+        answer(&store, &clock, &mut jobs).await;
+    }
+}
+
+/// Answers `jobs` (and empties it): the guard first, then the whole state
+/// of the attempts it does not vouch for.
+async fn answer(store: &Store, clock: &SharedClock, jobs: &mut Vec<Job>) {
+    let guarded: Vec<i64> = jobs
+        .iter()
+        .filter(|(_, guard, _)| guard.is_some())
+        .map(|(id, _, _)| *id)
+        .collect();
+    let reading = if guarded.is_empty() {
+        Ok(GuardReading::default())
+    } else {
+        store.dial_guard(&guarded).await
+    };
+    let reading = match reading {
+        Ok(r) => r,
+        Err(e) => return fail(jobs, &e),
+    };
+    let mut rest = Vec::with_capacity(jobs.len());
+    for (id, guard, ack) in jobs.drain(..) {
+        if reading.unchanged(id, guard) {
+            let _ = ack.send(Ok(DialRead::Unchanged));
+        } else {
+            rest.push((id, guard, ack));
+        }
+    }
+    if rest.is_empty() {
+        return;
+    }
+    let ids: Vec<i64> = rest.iter().map(|(id, _, _)| *id).collect();
+    match store.dial_states(&ids, clock.now()).await {
+        Ok(mut states) => {
+            for (id, _, ack) in rest {
+                let _ = ack.send(Ok(DialRead::State(states.remove(&id).map(Box::new))));
             }
         }
+        Err(e) => fail(&mut rest, &e),
+    }
+}
+
+/// Answers every job with the error.
+fn fail(jobs: &mut Vec<Job>, e: &sqlx::Error) {
+    let e = e.to_string();
+    for (_, _, ack) in jobs.drain(..) {
+        let _ = ack.send(Err(e.clone()));
     }
 }
 
@@ -102,7 +161,7 @@ impl RulesCache {
         if let Some(rules) = self.cached(state, cap) {
             return Ok(Ok(rules));
         }
-        let Some(row): Option<Campaign> = store.campaign(state.campaign_id).await? else {
+        let Some((row, key)) = store.campaign_with_rules_key(state.campaign_id).await? else {
             return Ok(Err("the campaign is gone".into()));
         };
         let mut rules = match row.rules() {
@@ -111,17 +170,31 @@ impl RulesCache {
         };
         rules.max_calls_per_number_per_day = cap;
         let rules = Arc::new(rules);
+        // Kept under the key of the row they were parsed from (which may be
+        // newer than `state`'s), never under another version's.
         self.map
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(state.campaign_id, (state.rules_key.clone(), rules.clone()));
+            .insert(state.campaign_id, (key, rules.clone()));
         Ok(Ok(rules))
     }
 
     fn cached(&self, state: &DialState, cap: u32) -> Option<Arc<CampaignRules>> {
+        self.cached_key(state.campaign_id, &state.rules_key, cap)
+    }
+
+    /// The rules of campaign `campaign_id` parsed from the rule columns
+    /// `key` (as the dial-time read quotes them), with the cap `cap`, if
+    /// they are cached.
+    pub(crate) fn cached_key(
+        &self,
+        campaign_id: i64,
+        key: &str,
+        cap: u32,
+    ) -> Option<Arc<CampaignRules>> {
         let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&state.campaign_id)
-            .filter(|(key, r)| *key == state.rules_key && r.max_calls_per_number_per_day == cap)
+        map.get(&campaign_id)
+            .filter(|(k, r)| k == key && r.max_calls_per_number_per_day == cap)
             .map(|(_, r)| r.clone())
     }
 }

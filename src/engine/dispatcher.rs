@@ -12,6 +12,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use super::dialcheck::DialRead;
 use super::pooling::DialLimits;
 use super::{Engine, policy, retry};
 use chrono::{DateTime, Utc};
@@ -540,7 +541,18 @@ impl Engine {
     /// The dial-time rule for one try of `claim`: the claim's policy on the
     /// database state of this instant. `Ok(None)`: send.
     async fn dial_check(&self, claim: &Claimed) -> anyhow::Result<Option<(String, Release)>> {
-        let Some(state) = self.dial_reader.read(claim.attempt_id).await? else {
+        let guard = claim.guard.as_ref().map(|g| g.stamp);
+        let read = match self.dial_reader.read(claim.attempt_id, guard).await? {
+            DialRead::Unchanged if self.still_sendable(claim) => return Ok(None),
+            // Refused on the claim's reading, or its rules not at hand: the
+            // refusal's reason and release come from the state of now.
+            DialRead::Unchanged => self.dial_reader.read(claim.attempt_id, None).await?,
+            read => read,
+        };
+        let DialRead::State(state) = read else {
+            anyhow::bail!("the dial-time reader vouched for an attempt it was asked to read");
+        };
+        let Some(state) = state else {
             return Ok(Some((
                 "not sent: the attempt or its contact is gone".into(),
                 Release::Untouched,
@@ -566,6 +578,35 @@ impl Engine {
             agent,
             self.clock.now(),
         ))
+    }
+
+    /// The dial-time rule on the claim's own reading, for a try that found
+    /// the dial guard where the claim left it (so the campaign, the pause,
+    /// the contact, the DNC list and the number's other attempts are as the
+    /// claim read them): whether the policy lets it be dialed now, with the
+    /// rules of now (the windows, quiet hours and region hours move with
+    /// the clock). `false` also when the campaign's rules are not cached.
+    fn still_sendable(&self, claim: &Claimed) -> bool {
+        let Some(guard) = &claim.guard else {
+            return false;
+        };
+        let cfg = self.config();
+        let cap = cfg.max_calls_per_number_per_day;
+        let Some(rules) = self
+            .dial_rules
+            .cached_key(claim.campaign_id, &guard.rules_key, cap)
+        else {
+            return false;
+        };
+        let agent = Some(claim.agent_id);
+        let decision = policy::decide(
+            &claim.reading,
+            &rules,
+            &cfg.compliance,
+            agent,
+            self.clock.now(),
+        );
+        matches!(decision, ClaimDecision::Dial { .. })
     }
 
     /// Waits until the Retry-After gate is open and a cell of the rate is

@@ -68,6 +68,23 @@ pub struct Claimed {
     pub agent_id: i64,
     pub to_number: String,
     pub call_context: String,
+    /// The contact as the claim read it (its `attempts` not counting this
+    /// attempt, `call_context` left empty: it is above).
+    pub reading: DueContact,
+    /// The dial guard when the claim read it, `None` if it could not be
+    /// read: every try then reads the whole state.
+    pub guard: Option<ClaimGuard>,
+}
+
+/// What a claim noted of the dial guard (migration 12), in its transaction.
+#[derive(Debug, Clone)]
+pub struct ClaimGuard {
+    /// The stamp: a try that reads the same one (and finds its attempt
+    /// still `sending`) knows that nothing its check reads has changed.
+    pub stamp: i64,
+    /// The campaign's rule columns, quoted as the dial-time read quotes
+    /// them, so that a try finds the rules parsed for that version.
+    pub rules_key: std::sync::Arc<str>,
 }
 
 /// What one claim round read and did.
@@ -375,8 +392,8 @@ struct Groups {
     defer: BTreeMap<(DateTime<Utc>, &'static str), Vec<i64>>,
     /// Contacts closed, by final state and reason.
     close: BTreeMap<(&'static str, Option<String>), Vec<i64>>,
-    /// The call context of each contact to dial.
-    context: HashMap<i64, String>,
+    /// Each contact to dial, as read.
+    dialed: HashMap<i64, DueContact>,
 }
 
 impl Groups {
@@ -393,7 +410,7 @@ impl Groups {
                 ClaimDecision::Dial { agent_id } => {
                     round.wanted_dial = true;
                     g.dial.entry(agent_id).or_default().push(c.id);
-                    g.context.insert(c.id, c.call_context);
+                    g.dialed.insert(c.id, c);
                 }
                 ClaimDecision::Defer(until) | ClaimDecision::Hold { until, .. } => {
                     round.deferred += 1;
@@ -460,16 +477,54 @@ async fn close_contacts(
     Ok(())
 }
 
+/// A contact the claim did not keep a reading of: empty context.
+fn unread(contact_id: i64, to_number: &str) -> DueContact {
+    DueContact {
+        id: contact_id,
+        phone_number: to_number.to_string(),
+        timezone: None,
+        agent_id: None,
+        call_context: "{}".into(),
+        state: String::new(),
+        attempts: 0,
+        on_dnc: false,
+        dnc_since: None,
+        problem: None,
+        calls_last_24h: 0,
+        oldest_call_last_24h: None,
+        live_attempt_elsewhere: false,
+    }
+}
+
 /// Whether campaign `campaign_id` is active and dispatching is not paused,
-/// as the claim's transaction sees it.
-async fn may_dial(tx: &mut sqlx::SqliteConnection, campaign_id: i64) -> sqlx::Result<bool> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM campaigns WHERE id = ? AND status = 'active') \
-            AND EXISTS (SELECT 1 FROM daemon WHERE id = 1 AND dispatch_paused IS NULL)",
-    )
-    .bind(campaign_id)
-    .fetch_one(tx)
-    .await
+/// as the claim's transaction sees it: `None` if not, else the dial guard
+/// as it sees it (`None` inside if its row is gone). Read before the
+/// claim's writes: a stamp they moved only sends the tries to the full read.
+async fn may_dial(
+    tx: &mut sqlx::SqliteConnection,
+    campaign_id: i64,
+) -> sqlx::Result<Option<Option<ClaimGuard>>> {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        format!(
+            "SELECT EXISTS (SELECT 1 FROM campaigns WHERE id = ?1 AND status = 'active') \
+                AND EXISTS (SELECT 1 FROM daemon WHERE id = 1 AND dispatch_paused IS NULL), \
+             (SELECT stamp FROM dial_guard WHERE id = 1), \
+             (SELECT {} FROM campaigns cp WHERE cp.id = ?1)",
+            super::dial::RULES_KEY
+        )
+    });
+    let (may, stamp, key): (bool, Option<i64>, Option<String>) =
+        sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(campaign_id)
+            .fetch_one(tx)
+            .await?;
+    Ok(may.then(|| {
+        stamp.zip(key).map(|(stamp, key)| ClaimGuard {
+            stamp,
+            rules_key: key.into(),
+        })
+    }))
 }
 
 /// The `sending` attempts a claim commits for one agent's contacts.
@@ -487,7 +542,8 @@ impl NewAttempts<'_> {
     async fn insert(
         &self,
         tx: &mut sqlx::SqliteConnection,
-        context: &mut HashMap<i64, String>,
+        dialed: &mut HashMap<i64, DueContact>,
+        guard: &Option<ClaimGuard>,
     ) -> sqlx::Result<Vec<Claimed>> {
         let ids = id_list(self.ids);
         sqlx::query(
@@ -526,14 +582,28 @@ impl NewAttempts<'_> {
         let rows: Vec<(i64, i64, i64, String)> = parse_rows(rows.as_deref())?;
         Ok(rows
             .into_iter()
-            .map(|(attempt_id, contact_id, attempt_no, to_number)| Claimed {
-                attempt_id,
-                contact_id,
-                campaign_id: self.campaign_id,
-                attempt_no,
-                agent_id: self.agent_id,
-                to_number,
-                call_context: context.remove(&contact_id).unwrap_or_else(|| "{}".into()),
+            .map(|(attempt_id, contact_id, attempt_no, to_number)| {
+                // Every row is one of `dialed`; were one not, its tries
+                // would read the whole state (no guard), and it is sent
+                // with an empty context rather than lost after its commit.
+                let (reading, guard) = match dialed.remove(&contact_id) {
+                    Some(r) => (r, guard.clone()),
+                    None => (unread(contact_id, &to_number), None),
+                };
+                Claimed {
+                    attempt_id,
+                    contact_id,
+                    campaign_id: self.campaign_id,
+                    attempt_no,
+                    agent_id: self.agent_id,
+                    to_number,
+                    call_context: reading.call_context.clone(),
+                    reading: DueContact {
+                        call_context: String::new(),
+                        ..reading
+                    },
+                    guard,
+                }
             })
             .collect())
     }
@@ -574,7 +644,11 @@ impl Store {
         for ((state, reason), ids) in &groups.close {
             close_contacts(&mut tx, &stamp, state, reason.as_deref(), ids).await?;
         }
-        if !groups.dial.is_empty() && may_dial(&mut tx, campaign_id).await? {
+        let may = match groups.dial.is_empty() {
+            true => None,
+            false => may_dial(&mut tx, campaign_id).await?,
+        };
+        if let Some(guard) = may {
             for (agent_id, ids) in &groups.dial {
                 let claim = NewAttempts {
                     campaign_id,
@@ -582,7 +656,7 @@ impl Store {
                     ids,
                     stamp: &stamp,
                 };
-                let claimed = claim.insert(&mut tx, &mut groups.context).await?;
+                let claimed = claim.insert(&mut tx, &mut groups.dialed, &guard).await?;
                 round.claimed.extend(claimed);
             }
         }

@@ -33,8 +33,10 @@ pub struct DialState {
     pub dispatch_paused: Option<String>,
 }
 
-/// The columns [`crate::store::Campaign::rules`] reads, quoted into one text.
-const RULES_KEY: &str = "quote(cp.agent_id) || ',' || quote(cp.schedule) || ',' || quote(cp.timezone) || ',' || \
+/// The columns [`crate::store::Campaign::rules`] reads, quoted into one text
+/// (of the campaign row `cp`); the claim notes it too, so that a try on an
+/// unchanged [`DIAL_GUARD`](dial_guard_sql) can find the rules parsed for it.
+pub(super) const RULES_KEY: &str = "quote(cp.agent_id) || ',' || quote(cp.schedule) || ',' || quote(cp.timezone) || ',' || \
      quote(cp.window_start) || ',' || quote(cp.window_end) || ',' || quote(cp.max_attempts) || ',' || \
      quote(cp.retry_delay_secs) || ',' || quote(cp.retry_outcomes) || ',' || quote(cp.retry_delays) || ',' || \
      quote(cp.region)";
@@ -140,7 +142,73 @@ fn dial_state(
     Some((id, state))
 }
 
+/// Parameter ?1: attempt ids as a JSON array. One row: the dial guard's
+/// stamp (NULL if its row is gone), and which of the attempts are still
+/// `sending`, as a JSON array of ids.
+const GUARD_SQL: &str = "SELECT (SELECT stamp FROM dial_guard WHERE id = 1), \
+        (SELECT json_group_array(a.id) FROM json_each(?1) j JOIN attempts a ON a.id = j.value \
+          WHERE a.state = 'sending')";
+
+/// The dial guard at one instant (migration 12).
+#[derive(Debug, Clone, Default)]
+pub struct GuardReading {
+    /// The stamp, `None` if its row is gone (then nothing counts as unchanged).
+    pub stamp: Option<i64>,
+    /// Of the attempts asked about, those still `sending`.
+    pub sending: std::collections::HashSet<i64>,
+}
+
+impl GuardReading {
+    /// Whether attempt `attempt_id`, claimed when the stamp was `claimed`,
+    /// is still `sending` and nothing a try's check reads has changed since.
+    pub fn unchanged(&self, attempt_id: i64, claimed: Option<i64>) -> bool {
+        claimed.is_some() && self.stamp == claimed && self.sending.contains(&attempt_id)
+    }
+}
+
 impl Store {
+    /// The dial guard's stamp and which of `attempt_ids` are still
+    /// `sending`, read now: the cheap part of the dial-time check.
+    pub async fn dial_guard(&self, attempt_ids: &[i64]) -> sqlx::Result<GuardReading> {
+        let ids = serde_json::Value::from(attempt_ids.to_vec()).to_string();
+        let (stamp, json): (Option<i64>, Option<Vec<u8>>) = sqlx::query_as(GUARD_SQL)
+            .bind(ids)
+            .fetch_one(&self.pool)
+            .await?;
+        let sending: Vec<i64> = parse_rows(json.as_deref())?;
+        Ok(GuardReading {
+            stamp,
+            sending: sending.into_iter().collect(),
+        })
+    }
+
+    /// Campaign `id` and its rule columns quoted as [`RULES_KEY`] quotes
+    /// them, read together, so that rules parsed from the row can be kept
+    /// under the key of that very row.
+    pub async fn campaign_with_rules_key(
+        &self,
+        id: i64,
+    ) -> sqlx::Result<Option<(super::Campaign, String)>> {
+        use sqlx::{FromRow, Row};
+        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            format!(
+                "SELECT cp.*, {RULES_KEY} AS dialerd_rules_key FROM campaigns cp WHERE cp.id = ?"
+            )
+        });
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some((
+            super::Campaign::from_row(&row)?,
+            row.try_get("dialerd_rules_key")?,
+        )))
+    }
+
     /// The state at `now` of each attempt in `attempt_ids`, for the
     /// dial-time check, by attempt id; an attempt that is gone (or whose
     /// contact is) is missing.
