@@ -3,6 +3,7 @@
 //! request through the global rate limit and the in-flight bound, retrying
 //! only what the server certainly did not act on.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -81,10 +82,12 @@ impl Engine {
             };
             let deadline = after(now, self.config().max_claim_wait);
             let mut dial_slots = permits.len();
-            let round = self
+            let mut zones = HashMap::new();
+            let mut round = self
                 .store
                 .claim_due(c.id, now, (permits.len() as i64).max(read), |d| {
-                    let decision = policy::decide(d, &rules, &cfg.compliance, agent, now);
+                    let (decision, z) =
+                        policy::decide_in(d, None, &rules, &cfg.compliance, agent, now);
                     if matches!(decision, ClaimDecision::Dial { .. }) {
                         if dial_slots == 0 {
                             return None;
@@ -94,10 +97,16 @@ impl Engine {
                             return instead;
                         }
                         dial_slots -= 1;
+                        if let Some(z) = z {
+                            zones.insert(d.id, z);
+                        }
                     }
                     Some(decision)
                 })
                 .await?;
+            for claim in &mut round.claimed {
+                claim.zones = zones.remove(&claim.contact_id);
+            }
             if round.read == 0 {
                 break;
             }
@@ -599,8 +608,16 @@ impl Engine {
             return false;
         };
         let agent = Some(claim.agent_id);
-        let decision = policy::decide(
+        // The claim's zones hold while the contact's timezone column and
+        // number do (the guard says they do); a campaign's zone is taken
+        // from the rules of now instead.
+        let zones = claim
+            .zones
+            .as_ref()
+            .filter(|z| z.source != crate::phone::zones::ZoneSource::Campaign);
+        let (decision, _) = policy::decide_in(
             &claim.reading,
+            zones,
             &rules,
             &cfg.compliance,
             agent,

@@ -203,6 +203,52 @@ pub fn decide(
     campaign_agent: Option<i64>,
     now: DateTime<Utc>,
 ) -> ClaimDecision {
+    decide_in(c, None, rules, compliance, campaign_agent, now).0
+}
+
+/// [`decide`], given the contact's candidate zones when they are already
+/// known (`known`: what an earlier call returned for the same contact,
+/// timezone column and campaign zone), and returning them when it worked
+/// them out: the zones of a number come from libphonenumber's patterns,
+/// the dearest part of the decision, and a try decides again what its
+/// claim decided a moment before.
+pub fn decide_in(
+    c: &DueContact,
+    known: Option<&Candidates>,
+    rules: &CampaignRules,
+    compliance: &Compliance,
+    campaign_agent: Option<i64>,
+    now: DateTime<Utc>,
+) -> (ClaimDecision, Option<Candidates>) {
+    let mut worked_out = None;
+    let decision = decide_with(
+        c,
+        || {
+            let zones = match known {
+                Some(z) => Ok(z.clone()),
+                None => contact_zones(c.timezone.as_deref(), &c.phone_number, rules.timezone),
+            };
+            worked_out = zones.as_ref().ok().cloned();
+            zones
+        },
+        rules,
+        compliance,
+        campaign_agent,
+        now,
+    );
+    (decision, worked_out)
+}
+
+/// [`decide`], with the candidate zones from `zones` (asked only when the
+/// decision depends on them).
+fn decide_with(
+    c: &DueContact,
+    zones: impl FnOnce() -> Result<Candidates, String>,
+    rules: &CampaignRules,
+    compliance: &Compliance,
+    campaign_agent: Option<i64>,
+    now: DateTime<Utc>,
+) -> ClaimDecision {
     if c.on_dnc {
         return ClaimDecision::Suppress;
     }
@@ -215,7 +261,7 @@ pub fn decide(
     let Some(agent_id) = c.agent_id.or(campaign_agent) else {
         return ClaimDecision::Invalid("no agent_id for this contact or its campaign".into());
     };
-    let zones = match contact_zones(c.timezone.as_deref(), &c.phone_number, rules.timezone) {
+    let zones = match zones() {
         Ok(zones) => zones,
         Err(reason) => return ClaimDecision::Invalid(reason),
     };

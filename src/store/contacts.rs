@@ -74,6 +74,10 @@ pub struct Claimed {
     /// The dial guard when the claim read it, `None` if it could not be
     /// read: every try then reads the whole state.
     pub guard: Option<ClaimGuard>,
+    /// The contact's candidate zones as the claim's policy worked them out
+    /// (filled in by the dispatcher, which decides), so that a try on the
+    /// claim's reading does not work them out again.
+    pub zones: Option<crate::phone::zones::Candidates>,
 }
 
 /// What a claim noted of the dial guard (migration 12), in its transaction.
@@ -603,6 +607,7 @@ impl NewAttempts<'_> {
                         ..reading
                     },
                     guard,
+                    zones: None,
                 }
             })
             .collect())
