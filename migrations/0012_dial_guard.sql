@@ -56,7 +56,9 @@ END;
 
 -- A campaign's status or any column its rules are read from (the columns
 -- of `Campaign::rules` and the dial-time read's rules key), or the row.
-CREATE TRIGGER dial_guard_campaign AFTER UPDATE ON campaigns
+CREATE TRIGGER dial_guard_campaign
+AFTER UPDATE OF status, id, agent_id, schedule, timezone, window_start, window_end, max_attempts,
+                retry_delay_secs, retry_outcomes, retry_delays, region ON campaigns
 WHEN OLD.status IS NOT NEW.status OR OLD.id IS NOT NEW.id
   OR OLD.agent_id IS NOT NEW.agent_id OR OLD.schedule IS NOT NEW.schedule
   OR OLD.timezone IS NOT NEW.timezone OR OLD.window_start IS NOT NEW.window_start
@@ -75,9 +77,13 @@ END;
 -- reconciler's late outcome), timezone, agent or attempt count, or the
 -- row. dialerd's own writes move a contact only when its attempt is not
 -- `sending` (a claim before inserting the attempt, a result after ending
--- it), so they do not move the stamp.
-CREATE TRIGGER dial_guard_contact AFTER UPDATE ON contacts
-WHEN (OLD.state IS NOT NEW.state OR OLD.id IS NOT NEW.id OR OLD.timezone IS NOT NEW.timezone
+-- it), so they do not move the stamp. A contact with an attempt `sending`
+-- is `in_progress` (the claim sets both in one transaction) until a write
+-- moves it, and that write moves the stamp; testing the state first spares
+-- the claim's own update the walk of the contact's attempts.
+CREATE TRIGGER dial_guard_contact AFTER UPDATE OF state, id, timezone, agent_id, attempts ON contacts
+WHEN OLD.state = 'in_progress'
+ AND (OLD.state IS NOT NEW.state OR OLD.id IS NOT NEW.id OR OLD.timezone IS NOT NEW.timezone
       OR OLD.agent_id IS NOT NEW.agent_id OR OLD.attempts IS NOT NEW.attempts)
  AND EXISTS (SELECT 1 FROM attempts s WHERE s.contact_id = OLD.id AND s.state = 'sending')
 BEGIN
@@ -102,12 +108,15 @@ END;
 -- An attempt's identity (never rewritten by dialerd), or whether it counts
 -- as placed or live (state, outcome, send time) while another attempt to
 -- its number is `sending` (the reconciler's late finding that a call
--- declared not placed was placed after all). The try's own attempt
+-- declared not placed was placed after all). An attempt that was itself
+-- `sending` is skipped: two attempts to one number are never `sending` at
+-- once (a second insert moves the stamp), and the try's own attempt
 -- leaving `sending` is read by the try itself, with the stamp.
-CREATE TRIGGER dial_guard_attempt_update AFTER UPDATE ON attempts
+CREATE TRIGGER dial_guard_attempt_update
+AFTER UPDATE OF id, to_number, contact_id, campaign_id, state, outcome, sent_at ON attempts
 WHEN OLD.id IS NOT NEW.id OR OLD.to_number IS NOT NEW.to_number
   OR OLD.contact_id IS NOT NEW.contact_id OR OLD.campaign_id IS NOT NEW.campaign_id
-  OR ((OLD.state IS NOT NEW.state OR OLD.outcome IS NOT NEW.outcome OR OLD.sent_at IS NOT NEW.sent_at)
+  OR (OLD.state IS NOT 'sending' AND (OLD.state IS NOT NEW.state OR OLD.outcome IS NOT NEW.outcome OR OLD.sent_at IS NOT NEW.sent_at)
       AND EXISTS (SELECT 1 FROM attempts s WHERE s.to_number = NEW.to_number AND s.state = 'sending' AND s.id <> NEW.id))
 BEGIN
     UPDATE dial_guard SET stamp = stamp + 1 WHERE id = 1;
