@@ -37,9 +37,18 @@ pub(crate) enum DialRead {
     State(Option<Box<DialState>>),
 }
 
-/// An attempt, the guard stamp its claim saw (`None`: read the whole state),
-/// and where to answer.
-type Job = (i64, Option<i64>, oneshot::Sender<Result<DialRead, String>>);
+/// What a claim saw of an attempt, for the guard: the stamp, the contact
+/// and the number.
+#[derive(Debug, Clone)]
+pub(crate) struct Seen {
+    pub stamp: i64,
+    pub contact_id: i64,
+    pub to_number: String,
+}
+
+/// An attempt, what its claim saw (`None`: read the whole state), and
+/// where to answer.
+type Job = (i64, Option<Seen>, oneshot::Sender<Result<DialRead, String>>);
 
 /// A handle on the reading task.
 #[derive(Debug, Clone)]
@@ -56,12 +65,13 @@ impl DialReader {
     }
 
     /// The state of attempt `attempt_id`, read after this call began:
-    /// [`DialRead::Unchanged`] when `guard` (the stamp its claim saw) is
-    /// still the dial guard's stamp and the attempt still `sending`.
+    /// [`DialRead::Unchanged`] when `guard` (what its claim saw) still
+    /// holds: the dial guard's stamp is the same, and the attempt still
+    /// `sending`, of the same contact and to the same number.
     pub(crate) async fn read(
         &self,
         attempt_id: i64,
-        guard: Option<i64>,
+        guard: Option<Seen>,
     ) -> anyhow::Result<DialRead> {
         let (ack, answer) = oneshot::channel();
         self.tx
@@ -113,7 +123,10 @@ async fn answer(store: &Store, clock: &SharedClock, jobs: &mut Vec<Job>) {
     };
     let mut rest = Vec::with_capacity(jobs.len());
     for (id, guard, ack) in jobs.drain(..) {
-        if reading.unchanged(id, guard) {
+        let unchanged = guard
+            .as_ref()
+            .is_some_and(|g| reading.unchanged_as(id, Some(g.stamp), g.contact_id, &g.to_number));
+        if unchanged {
             let _ = ack.send(Ok(DialRead::Unchanged));
         } else {
             rest.push((id, guard, ack));

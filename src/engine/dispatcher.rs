@@ -13,7 +13,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use super::dialcheck::DialRead;
+use super::dialcheck::{DialRead, Seen};
 use super::pooling::DialLimits;
 use super::{Engine, policy, retry};
 use chrono::{DateTime, Utc};
@@ -550,7 +550,11 @@ impl Engine {
     /// The dial-time rule for one try of `claim`: the claim's policy on the
     /// database state of this instant. `Ok(None)`: send.
     async fn dial_check(&self, claim: &Claimed) -> anyhow::Result<Option<(String, Release)>> {
-        let guard = claim.guard.as_ref().map(|g| g.stamp);
+        let guard = claim.guard.as_ref().map(|g| Seen {
+            stamp: g.stamp,
+            contact_id: claim.contact_id,
+            to_number: claim.to_number.clone(),
+        });
         let read = match self.dial_reader.read(claim.attempt_id, guard).await? {
             DialRead::Unchanged if self.still_sendable(claim) => return Ok(None),
             // Refused on the claim's reading, or its rules not at hand: the

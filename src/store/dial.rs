@@ -35,7 +35,8 @@ pub struct DialState {
 
 /// The columns [`crate::store::Campaign::rules`] reads, quoted into one text
 /// (of the campaign row `cp`); the claim notes it too, so that a try on an
-/// unchanged [`DIAL_GUARD`](dial_guard_sql) can find the rules parsed for it.
+/// unchanged dial guard ([`Store::dial_guard`]) can find the rules parsed
+/// for it.
 pub(super) const RULES_KEY: &str = "quote(cp.agent_id) || ',' || quote(cp.schedule) || ',' || quote(cp.timezone) || ',' || \
      quote(cp.window_start) || ',' || quote(cp.window_end) || ',' || quote(cp.max_attempts) || ',' || \
      quote(cp.retry_delay_secs) || ',' || quote(cp.retry_outcomes) || ',' || quote(cp.retry_delays) || ',' || \
@@ -143,26 +144,45 @@ fn dial_state(
 }
 
 /// Parameter ?1: attempt ids as a JSON array. One row: the dial guard's
-/// stamp (NULL if its row is gone), and which of the attempts are still
-/// `sending`, as a JSON array of ids.
+/// stamp (NULL if its row is gone), and the attempts still `sending`, each
+/// with its contact and number, as a JSON array of arrays.
 const GUARD_SQL: &str = "SELECT (SELECT stamp FROM dial_guard WHERE id = 1), \
-        (SELECT json_group_array(a.id) FROM json_each(?1) j JOIN attempts a ON a.id = j.value \
-          WHERE a.state = 'sending')";
+        (SELECT json_group_array(json_array(a.id, a.contact_id, a.to_number)) \
+           FROM json_each(?1) j JOIN attempts a ON a.id = j.value \
+          WHERE a.state = 'sending' AND typeof(a.contact_id) = 'integer' AND typeof(a.to_number) = 'text')";
 
 /// The dial guard at one instant (migration 12).
 #[derive(Debug, Clone, Default)]
 pub struct GuardReading {
     /// The stamp, `None` if its row is gone (then nothing counts as unchanged).
     pub stamp: Option<i64>,
-    /// Of the attempts asked about, those still `sending`.
-    pub sending: std::collections::HashSet<i64>,
+    /// Of the attempts asked about, those still `sending`, with the
+    /// contact and the number each has now (another program could rewrite
+    /// a row, even replace it whole, without moving the stamp).
+    pub sending: std::collections::HashMap<i64, (i64, String)>,
 }
 
 impl GuardReading {
     /// Whether attempt `attempt_id`, claimed when the stamp was `claimed`,
     /// is still `sending` and nothing a try's check reads has changed since.
     pub fn unchanged(&self, attempt_id: i64, claimed: Option<i64>) -> bool {
-        claimed.is_some() && self.stamp == claimed && self.sending.contains(&attempt_id)
+        claimed.is_some() && self.stamp == claimed && self.sending.contains_key(&attempt_id)
+    }
+
+    /// [`Self::unchanged`], and the attempt still of contact `contact_id`
+    /// and to `to_number`, as claimed.
+    pub fn unchanged_as(
+        &self,
+        attempt_id: i64,
+        claimed: Option<i64>,
+        contact_id: i64,
+        to_number: &str,
+    ) -> bool {
+        self.unchanged(attempt_id, claimed)
+            && self
+                .sending
+                .get(&attempt_id)
+                .is_some_and(|(c, n)| *c == contact_id && n == to_number)
     }
 }
 
@@ -175,10 +195,13 @@ impl Store {
             .bind(ids)
             .fetch_one(&self.pool)
             .await?;
-        let sending: Vec<i64> = parse_rows(json.as_deref())?;
+        let sending: Vec<(i64, i64, String)> = parse_rows(json.as_deref())?;
         Ok(GuardReading {
             stamp,
-            sending: sending.into_iter().collect(),
+            sending: sending
+                .into_iter()
+                .map(|(id, contact, number)| (id, (contact, number)))
+                .collect(),
         })
     }
 
