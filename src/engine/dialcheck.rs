@@ -5,9 +5,11 @@
 //! question.
 //!
 //! The read comes in two parts. First the dial guard (migration 12): its
-//! stamp, and which of the attempts are still `sending`. A try whose claim
-//! saw the same stamp is answered [`DialRead::Unchanged`]: nothing the check
-//! reads has changed since the claim read it in its transaction. The others
+//! stamp, and which of the attempts are still `sending` (with their contact
+//! and number). A try whose claim saw the same stamp, and whose attempt is
+//! still `sending` as claimed, is answered [`DialRead::Unchanged`]: nothing
+//! the check reads has changed since the claim read it in its transaction.
+//! The others
 //! get the whole state ([`crate::store::Store::dial_states`]), read after
 //! the guard.
 
