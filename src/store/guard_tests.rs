@@ -22,6 +22,7 @@ const N: &str = "+14155550100";
 /// A database with one claimed attempt (contact 10 of campaign 1, to [`N`])
 /// and around it what the check reads or must ignore:
 /// - campaign 1 `alpha` (the claim's) and campaign 2 `beta`;
+/// - attempt 4, contact 10's first, `not_placed` an hour ago;
 /// - contact 11 of campaign 1, `done`, no attempt;
 /// - contact 20 of campaign 2, to [`N`] too, waiting until 2099 for a retry
 ///   after attempt 1, `not_placed` an hour ago;
@@ -62,7 +63,8 @@ impl Fixture {
             format!(
                 "INSERT INTO attempts (id, contact_id, campaign_id, attempt_no, state, agent_id, to_number, request_id, sent_at, accepted_at) VALUES \
                  (1, 20, 2, 1, 'not_placed', 7, '{N}', NULL, '{hour_ago}', NULL), \
-                 (2, 23, 2, 1, 'accepted', 7, '+14155550123', 'req-2', '{minutes_ago}', '{minutes_ago}')"
+                 (2, 23, 2, 1, 'accepted', 7, '+14155550123', 'req-2', '{minutes_ago}', '{minutes_ago}'), \
+                 (4, 10, 1, 1, 'not_placed', 7, '{N}', NULL, '{hour_ago}', NULL)"
             ),
             "INSERT INTO dnc (phone_number, reason) VALUES ('+14155550998', 'asked')".to_string(),
         ] {
@@ -431,8 +433,8 @@ async fn a_new_attempt_to_the_number_or_of_the_contact_makes_a_claimed_try_read_
 /// The reconciler's late finding: a call declared not placed was placed
 /// after all, so the number's cap (and live attempt) may now forbid this one.
 #[tokio::test]
-async fn another_attempt_to_the_number_found_placed_late_makes_a_claimed_try_read_everything_again()
-{
+async fn another_attempt_to_the_number_found_placed_late_or_rewritten_makes_a_claimed_try_read_everything_again()
+ {
     let now = to_db_text_ms(Utc::now());
     each_moves_the_guard(&[
         (
@@ -461,6 +463,11 @@ async fn another_attempt_to_the_number_found_placed_late_makes_a_claimed_try_rea
             "the number's earlier attempt rewritten to another number",
             Via::Outside,
             "UPDATE attempts SET to_number = '+14155550177' WHERE id = 1",
+        ),
+        (
+            "the claimed contact's earlier attempt renumbered above the claimed one",
+            Via::Outside,
+            "UPDATE attempts SET id = 999 WHERE id = 4",
         ),
     ])
     .await;
