@@ -472,4 +472,6 @@ pub(crate) fn parse_time(s: Option<&str>) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod fault_tests;
 #[cfg(test)]
+mod guard_tests;
+#[cfg(test)]
 mod tests;

@@ -4,6 +4,7 @@
 //! property test that crashes the engine at arbitrary points.
 
 mod clock;
+mod dial_guard;
 mod dial_time;
 mod faults;
 mod opt_out;
