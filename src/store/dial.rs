@@ -144,19 +144,24 @@ fn dial_state(
 }
 
 /// Parameter ?1: attempt ids as a JSON array. One row: the dial guard's
-/// stamp (NULL if its row is gone), and the attempts still `sending`, each
-/// with its contact and number, as a JSON array of arrays.
+/// stamp (NULL if its row is gone), and the attempts still `sending` whose
+/// contact is still `in_progress`, each with its contact and number, as a
+/// JSON array of arrays. (A contact replaced through a unique key by
+/// another program is a new row: its old one is gone without a trigger.)
 const GUARD_SQL: &str = "SELECT (SELECT stamp FROM dial_guard WHERE id = 1), \
         (SELECT json_group_array(json_array(a.id, a.contact_id, a.to_number)) \
            FROM json_each(?1) j JOIN attempts a ON a.id = j.value \
-          WHERE a.state = 'sending' AND typeof(a.contact_id) = 'integer' AND typeof(a.to_number) = 'text')";
+           JOIN contacts c ON c.id = a.contact_id \
+          WHERE a.state = 'sending' AND c.state = 'in_progress' \
+            AND typeof(a.contact_id) = 'integer' AND typeof(a.to_number) = 'text')";
 
 /// The dial guard at one instant (migration 12).
 #[derive(Debug, Clone, Default)]
 pub struct GuardReading {
     /// The stamp, `None` if its row is gone (then nothing counts as unchanged).
     pub stamp: Option<i64>,
-    /// Of the attempts asked about, those still `sending`, with the
+    /// Of the attempts asked about, those still `sending` (and their
+    /// contacts `in_progress`), with the
     /// contact and the number each has now (another program could rewrite
     /// a row, even replace it whole, without moving the stamp).
     pub sending: std::collections::HashMap<i64, (i64, String)>,
