@@ -550,17 +550,24 @@ impl Engine {
     /// The dial-time rule for one try of `claim`: the claim's policy on the
     /// database state of this instant. `Ok(None)`: send.
     async fn dial_check(&self, claim: &Claimed) -> anyhow::Result<Option<(String, Release)>> {
-        let guard = claim.guard.as_ref().map(|g| Seen {
-            stamp: g.stamp,
-            contact_id: claim.contact_id,
-            to_number: claim.to_number.clone(),
-        });
-        let read = match self.dial_reader.read(claim.attempt_id, guard).await? {
-            DialRead::Unchanged if self.still_sendable(claim) => return Ok(None),
-            // Refused on the claim's reading, or its rules not at hand: the
-            // refusal's reason and release come from the state of now.
-            DialRead::Unchanged => self.dial_reader.read(claim.attempt_id, None).await?,
-            read => read,
+        let read = match self.guard_now(claim) {
+            Some(true) if self.still_sendable(claim) => return Ok(None),
+            // Changed since the claim, refused on the claim's reading, or its
+            // rules not at hand: the refusal's reason and release come from
+            // the state of now.
+            Some(_) => self.dial_reader.read(claim.attempt_id, None).await?,
+            None => {
+                let guard = claim.guard.as_ref().map(|g| Seen {
+                    stamp: g.stamp,
+                    contact_id: claim.contact_id,
+                    to_number: claim.to_number.clone(),
+                });
+                match self.dial_reader.read(claim.attempt_id, guard).await? {
+                    DialRead::Unchanged if self.still_sendable(claim) => return Ok(None),
+                    DialRead::Unchanged => self.dial_reader.read(claim.attempt_id, None).await?,
+                    read => read,
+                }
+            }
         };
         let DialRead::State(state) = read else {
             anyhow::bail!("the dial-time reader vouched for an attempt it was asked to read");
@@ -591,6 +598,22 @@ impl Engine {
             agent,
             self.clock.now(),
         ))
+    }
+
+    /// Whether the dial guard is where `claim` saw it and its attempt still
+    /// `sending` as claimed, read now on this thread through the guard's own
+    /// connection; `None` when that read cannot be made (no guard noted at
+    /// the claim, no such connection, an error): then the batched reader
+    /// answers, through the pool.
+    fn guard_now(&self, claim: &Claimed) -> Option<bool> {
+        let seen = claim.guard.as_ref()?;
+        let row = self.store.dial_guard_now(claim.attempt_id)?;
+        Some(
+            row.stamp == Some(seen.stamp)
+                && row
+                    .attempt
+                    .is_some_and(|(c, n)| c == claim.contact_id && n == claim.to_number),
+        )
     }
 
     /// The dial-time rule on the claim's own reading, for a try that found

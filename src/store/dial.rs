@@ -192,6 +192,16 @@ impl GuardReading {
 }
 
 impl Store {
+    /// The dial guard's stamp and attempt `attempt_id` (its contact and
+    /// number, if it is still `sending` and its contact `in_progress`), read
+    /// now on the calling thread through the guard's own connection: no
+    /// hand-off to a pool connection's thread. `None` when that connection
+    /// is not there or the read fails; [`Store::dial_guard`] reads the same
+    /// through the pool.
+    pub fn dial_guard_now(&self, attempt_id: i64) -> Option<super::guard_conn::GuardRow> {
+        self.guard.as_ref()?.read(attempt_id)
+    }
+
     /// The dial guard's stamp and which of `attempt_ids` are still
     /// `sending`, read now: the cheap part of the dial-time check.
     pub async fn dial_guard(&self, attempt_ids: &[i64]) -> sqlx::Result<GuardReading> {

@@ -52,6 +52,7 @@ async fn open_with(
         clock: Arc::new(SystemClock),
         write_turn: Arc::new(tokio::sync::Mutex::new(())),
         connect: opts,
+        guard: None,
     }
 }
 

@@ -99,13 +99,26 @@ impl Fixture {
         f
     }
 
-    /// Whether a try now would take the claim's reading as still true.
+    /// Whether a try now would take the claim's reading as still true; the
+    /// read on the try's own thread (the guard's own connection) and the
+    /// batched read through the pool must agree.
     async fn unchanged(&self) -> bool {
-        self.store
+        let pooled = self
+            .store
             .dial_guard(&[self.attempt])
             .await
             .unwrap()
-            .unchanged_as(self.attempt, Some(self.stamp), 10, N)
+            .unchanged_as(self.attempt, Some(self.stamp), 10, N);
+        let row = self
+            .store
+            .dial_guard_now(self.attempt)
+            .expect("the dial guard's own connection reads");
+        let now = row.stamp == Some(self.stamp) && row.attempt == Some((10, N.to_string()));
+        assert_eq!(
+            pooled, now,
+            "the two reads of the guard disagree: pool {pooled}, own connection {row:?}"
+        );
+        pooled
     }
 
     /// The guard as a try reads it now.
@@ -143,6 +156,10 @@ impl Fixture {
     async fn assert_read_again(&self, what: &str) {
         let r = self.reading().await;
         assert!(
+            !self.unchanged().await,
+            "after {what}, a try on its own thread still takes the claim's reading as true"
+        );
+        assert!(
             !r.unchanged_as(self.attempt, Some(self.stamp), 10, N),
             "after {what}, a try still takes the claim's reading as true \
              (stamp {:?}, claimed at {}; attempt {} sending: {})",
@@ -156,6 +173,10 @@ impl Fixture {
     /// Asserts a try now still takes the claim's reading as true, after `what`.
     async fn assert_still_unchanged(&self, what: &str) {
         let r = self.reading().await;
+        assert!(
+            self.unchanged().await,
+            "after {what}, a try on its own thread would read the whole state again"
+        );
         assert!(
             r.unchanged_as(self.attempt, Some(self.stamp), 10, N),
             "after {what}, every try would read the whole state again \

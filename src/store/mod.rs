@@ -11,6 +11,8 @@ mod contacts;
 mod daemon;
 mod dial;
 mod dnc;
+mod guard_conn;
+pub use guard_conn::GuardRow;
 mod imports;
 mod plan;
 mod pools;
@@ -79,6 +81,9 @@ pub struct Store {
     write_turn: Arc<tokio::sync::Mutex<()>>,
     /// How the pool's connections were opened, for a probe outside the pool.
     connect: SqliteConnectOptions,
+    /// The dial guard's own read-only connection (`None`: tries read it
+    /// through the pool).
+    guard: Option<Arc<guard_conn::GuardConn>>,
 }
 
 /// A write transaction (`BEGIN IMMEDIATE`) holding this process's write turn
@@ -226,6 +231,8 @@ impl Store {
             clock,
             write_turn: Arc::new(tokio::sync::Mutex::new(())),
             connect: opts,
+            // After the migrations: its statement reads migration 12's table.
+            guard: guard_conn::GuardConn::open(path).map(Arc::new),
         };
         store.recreate(keep).await;
         Ok(store)
@@ -328,6 +335,9 @@ impl Store {
 
     /// Closes the pool, checkpointing the WAL.
     pub async fn close(&self) {
+        if let Some(g) = &self.guard {
+            g.close();
+        }
         self.pool.close().await;
     }
 }
