@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::SharedClock;
-use crate::store::{CampaignRules, DialState, GuardReading, Store};
+use crate::store::{CampaignRules, DialState, GuardFacts, GuardReading, Store};
 
 /// Most attempts read in one statement.
 const MAX_BATCH: usize = 256;
@@ -39,13 +39,12 @@ pub(crate) enum DialRead {
     State(Option<Box<DialState>>),
 }
 
-/// What a claim saw of an attempt, for the guard: the stamp, the contact
-/// and the number.
+/// What a claim left of an attempt, for the guard: the stamp, and the
+/// attempt's and its contact's facts.
 #[derive(Debug, Clone)]
 pub(crate) struct Seen {
     pub stamp: i64,
-    pub contact_id: i64,
-    pub to_number: String,
+    pub facts: GuardFacts,
 }
 
 /// An attempt, what its claim saw (`None`: read the whole state), and
@@ -127,7 +126,7 @@ async fn answer(store: &Store, clock: &SharedClock, jobs: &mut Vec<Job>) {
     for (id, guard, ack) in jobs.drain(..) {
         let unchanged = guard
             .as_ref()
-            .is_some_and(|g| reading.unchanged_as(id, Some(g.stamp), g.contact_id, &g.to_number));
+            .is_some_and(|g| reading.unchanged_as(id, Some(g.stamp), &g.facts));
         if unchanged {
             let _ = ack.send(Ok(DialRead::Unchanged));
         } else {

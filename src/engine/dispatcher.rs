@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::{CampaignStatus, HoldReason};
 use crate::provider::{DispatchRequest, ErrorKind, ProviderError};
 use crate::store::{
-    AttemptResult, Campaign, CampaignRules, ClaimDecision, Claimed, Release, SendResult,
+    AttemptResult, Campaign, CampaignRules, ClaimDecision, Claimed, GuardFacts, Release, SendResult,
 };
 
 /// What one sweep did.
@@ -559,8 +559,7 @@ impl Engine {
             None => {
                 let guard = claim.guard.as_ref().map(|g| Seen {
                     stamp: g.stamp,
-                    contact_id: claim.contact_id,
-                    to_number: claim.to_number.clone(),
+                    facts: GuardFacts::of(claim),
                 });
                 match self.dial_reader.read(claim.attempt_id, guard).await? {
                     DialRead::Unchanged if self.still_sendable(claim) => return Ok(None),
@@ -608,12 +607,7 @@ impl Engine {
     fn guard_now(&self, claim: &Claimed) -> Option<bool> {
         let seen = claim.guard.as_ref()?;
         let row = self.store.dial_guard_now(claim.attempt_id)?;
-        Some(
-            row.stamp == Some(seen.stamp)
-                && row
-                    .attempt
-                    .is_some_and(|(c, n)| c == claim.contact_id && n == claim.to_number),
-        )
+        Some(row.stamp == Some(seen.stamp) && row.attempt == Some(GuardFacts::of(claim)))
     }
 
     /// The dial-time rule on the claim's own reading, for a try that found

@@ -143,17 +143,60 @@ fn dial_state(
     Some((id, state))
 }
 
+/// The facts of an attempt and its contact that the guard compares with
+/// what the claim left (as the due query reads them), for the attempt `a`
+/// and its contact `c`: contact, number, timezone, agent, attempt count.
+pub(super) const GUARD_FACTS: &str = "a.contact_id, a.to_number, \
+     CASE WHEN typeof(c.timezone) IN ('text', 'null') THEN c.timezone ELSE quote(c.timezone) END, \
+     CASE WHEN typeof(c.agent_id) = 'integer' THEN c.agent_id END, \
+     CASE WHEN typeof(c.attempts) = 'integer' THEN c.attempts END";
+
 /// Parameter ?1: attempt ids as a JSON array. One row: the dial guard's
 /// stamp (NULL if its row is gone), and the attempts still `sending` whose
-/// contact is still `in_progress`, each with its contact and number, as a
-/// JSON array of arrays. (A contact replaced through a unique key by
-/// another program is a new row: its old one is gone without a trigger.)
-const GUARD_SQL: &str = "SELECT (SELECT stamp FROM dial_guard WHERE id = 1), \
-        (SELECT json_group_array(json_array(a.id, a.contact_id, a.to_number)) \
-           FROM json_each(?1) j JOIN attempts a ON a.id = j.value \
-           JOIN contacts c ON c.id = a.contact_id \
-          WHERE a.state = 'sending' AND c.state = 'in_progress' \
-            AND typeof(a.contact_id) = 'integer' AND typeof(a.to_number) = 'text')";
+/// contact is still `in_progress`, each with [`GUARD_FACTS`], as a JSON
+/// array of arrays. (A contact replaced by another program, through its id
+/// or a unique key, fires no trigger that could move the stamp: it is seen
+/// here, gone or with other facts.)
+fn guard_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "SELECT (SELECT stamp FROM dial_guard WHERE id = 1), \
+                (SELECT json_group_array(json_array(a.id, {GUARD_FACTS})) \
+                   FROM json_each(?1) j JOIN attempts a ON a.id = j.value \
+                   JOIN contacts c ON c.id = a.contact_id \
+                  WHERE a.state = 'sending' AND c.state = 'in_progress' \
+                    AND typeof(a.contact_id) = 'integer' AND typeof(a.to_number) = 'text')"
+        )
+    })
+}
+
+/// What the guard compares of a `sending` attempt and its contact with
+/// what its claim left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuardFacts {
+    pub contact_id: i64,
+    pub to_number: String,
+    /// The contact's timezone column, as the due query reads it.
+    pub timezone: Option<String>,
+    pub agent_id: Option<i64>,
+    /// The contact's attempt count (the claim's attempt counted).
+    pub attempts: Option<i64>,
+}
+
+impl GuardFacts {
+    /// What claim `c` left: its attempt's contact and number, and its
+    /// contact as it read it, with this attempt counted.
+    pub fn of(c: &super::Claimed) -> Self {
+        Self {
+            contact_id: c.contact_id,
+            to_number: c.to_number.clone(),
+            timezone: c.reading.timezone.clone(),
+            agent_id: c.reading.agent_id,
+            attempts: Some(c.reading.attempts + 1),
+        }
+    }
+}
 
 /// The dial guard at one instant (migration 12).
 #[derive(Debug, Clone, Default)]
@@ -164,7 +207,7 @@ pub struct GuardReading {
     /// contacts `in_progress`), with the
     /// contact and the number each has now (another program could rewrite
     /// a row, even replace it whole, without moving the stamp).
-    pub sending: std::collections::HashMap<i64, (i64, String)>,
+    pub sending: std::collections::HashMap<i64, GuardFacts>,
 }
 
 impl GuardReading {
@@ -174,20 +217,15 @@ impl GuardReading {
         claimed.is_some() && self.stamp == claimed && self.sending.contains_key(&attempt_id)
     }
 
-    /// [`Self::unchanged`], and the attempt still of contact `contact_id`
-    /// and to `to_number`, as claimed.
+    /// [`Self::unchanged`], and the attempt and its contact still as its
+    /// claim left them (`expected`).
     pub fn unchanged_as(
         &self,
         attempt_id: i64,
         claimed: Option<i64>,
-        contact_id: i64,
-        to_number: &str,
+        expected: &GuardFacts,
     ) -> bool {
-        self.unchanged(attempt_id, claimed)
-            && self
-                .sending
-                .get(&attempt_id)
-                .is_some_and(|(c, n)| *c == contact_id && n == to_number)
+        self.unchanged(attempt_id, claimed) && self.sending.get(&attempt_id) == Some(expected)
     }
 }
 
@@ -206,16 +244,29 @@ impl Store {
     /// `sending`, read now: the cheap part of the dial-time check.
     pub async fn dial_guard(&self, attempt_ids: &[i64]) -> sqlx::Result<GuardReading> {
         let ids = serde_json::Value::from(attempt_ids.to_vec()).to_string();
-        let (stamp, json): (Option<i64>, Option<Vec<u8>>) = sqlx::query_as(GUARD_SQL)
-            .bind(ids)
-            .fetch_one(&self.pool)
-            .await?;
-        let sending: Vec<(i64, i64, String)> = parse_rows(json.as_deref())?;
+        let (stamp, json): (Option<i64>, Option<Vec<u8>>) =
+            sqlx::query_as(sqlx::AssertSqlSafe(guard_sql()))
+                .bind(ids)
+                .fetch_one(&self.pool)
+                .await?;
+        type Row = (i64, i64, String, Option<String>, Option<i64>, Option<i64>);
+        let sending: Vec<Row> = parse_rows(json.as_deref())?;
         Ok(GuardReading {
             stamp,
             sending: sending
                 .into_iter()
-                .map(|(id, contact, number)| (id, (contact, number)))
+                .map(
+                    |(id, contact_id, to_number, timezone, agent_id, attempts)| {
+                        let facts = GuardFacts {
+                            contact_id,
+                            to_number,
+                            timezone,
+                            agent_id,
+                            attempts,
+                        };
+                        (id, facts)
+                    },
+                )
                 .collect(),
         })
     }

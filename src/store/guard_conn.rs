@@ -18,10 +18,14 @@ use std::sync::Mutex;
 
 use libsqlite3_sys as ffi;
 
-/// The stamp, and the attempt's contact and number when it is still
-/// `sending` and its contact `in_progress`.
+/// The stamp, and the attempt's facts (`super::dial::GUARD_FACTS`, the
+/// same columns in the same order; a test compares the two reads) when it
+/// is still `sending` and its contact `in_progress`.
 const SQL: &CStr =
-    c"SELECT (SELECT stamp FROM dial_guard WHERE id = 1), a.contact_id, a.to_number \
+    c"SELECT (SELECT stamp FROM dial_guard WHERE id = 1), a.contact_id, a.to_number, \
+     CASE WHEN typeof(c.timezone) IN ('text', 'null') THEN c.timezone ELSE quote(c.timezone) END, \
+     CASE WHEN typeof(c.agent_id) = 'integer' THEN c.agent_id END, \
+     CASE WHEN typeof(c.attempts) = 'integer' THEN c.attempts END \
     FROM attempts a JOIN contacts c ON c.id = a.contact_id \
     WHERE a.id = ?1 AND a.state = 'sending' AND c.state = 'in_progress'";
 
@@ -35,9 +39,9 @@ const BUSY_MS: c_int = 50;
 pub struct GuardRow {
     /// The stamp (`None` if its row is gone).
     pub stamp: Option<i64>,
-    /// The attempt's contact and number, if it is still `sending` and its
-    /// contact `in_progress`.
-    pub attempt: Option<(i64, String)>,
+    /// The attempt's and its contact's facts, if it is still `sending`
+    /// and its contact `in_progress`.
+    pub attempt: Option<super::dial::GuardFacts>,
 }
 
 struct Raw {
@@ -132,7 +136,7 @@ impl GuardConn {
                 match ffi::sqlite3_step(stmt) {
                     ffi::SQLITE_ROW => Some(GuardRow {
                         stamp: int(stmt, 0),
-                        attempt: int(stmt, 1).zip(text(stmt, 2)),
+                        attempt: facts(stmt),
                     }),
                     // No row: the attempt is not sending (or its contact is
                     // not in progress); the stamp does not matter then.
@@ -148,6 +152,28 @@ impl GuardConn {
             ffi::sqlite3_clear_bindings(stmt);
             row
         }
+    }
+}
+
+/// The attempt's facts from columns 1 to 5 of the current row; `None` if
+/// its contact or number is not of its type (then nothing is as claimed).
+///
+/// # Safety
+/// `stmt` must be a statement positioned on a row.
+unsafe fn facts(stmt: *mut ffi::sqlite3_stmt) -> Option<super::dial::GuardFacts> {
+    // SAFETY: as the caller promises.
+    unsafe {
+        let timezone = match ffi::sqlite3_column_type(stmt, 3) {
+            ffi::SQLITE_NULL => None,
+            _ => Some(text(stmt, 3)?),
+        };
+        Some(super::dial::GuardFacts {
+            contact_id: int(stmt, 1)?,
+            to_number: text(stmt, 2)?,
+            timezone,
+            agent_id: int(stmt, 4),
+            attempts: int(stmt, 5),
+        })
     }
 }
 

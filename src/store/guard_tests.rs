@@ -38,6 +38,8 @@ struct Fixture {
     attempt: i64,
     /// The stamp its claim noted.
     stamp: i64,
+    /// The attempt's and its contact's facts as the claim left them.
+    expect: GuardFacts,
 }
 
 impl Fixture {
@@ -91,6 +93,7 @@ impl Fixture {
             store,
             attempt: claimed.attempt_id,
             stamp,
+            expect: GuardFacts::of(claimed),
         };
         assert!(
             f.unchanged().await,
@@ -108,12 +111,12 @@ impl Fixture {
             .dial_guard(&[self.attempt])
             .await
             .unwrap()
-            .unchanged_as(self.attempt, Some(self.stamp), 10, N);
+            .unchanged_as(self.attempt, Some(self.stamp), &self.expect);
         let row = self
             .store
             .dial_guard_now(self.attempt)
             .expect("the dial guard's own connection reads");
-        let now = row.stamp == Some(self.stamp) && row.attempt == Some((10, N.to_string()));
+        let now = row.stamp == Some(self.stamp) && row.attempt.as_ref() == Some(&self.expect);
         assert_eq!(
             pooled, now,
             "the two reads of the guard disagree: pool {pooled}, own connection {row:?}"
@@ -160,7 +163,7 @@ impl Fixture {
             "after {what}, a try on its own thread still takes the claim's reading as true"
         );
         assert!(
-            !r.unchanged_as(self.attempt, Some(self.stamp), 10, N),
+            !r.unchanged_as(self.attempt, Some(self.stamp), &self.expect),
             "after {what}, a try still takes the claim's reading as true \
              (stamp {:?}, claimed at {}; attempt {} sending: {})",
             r.stamp,
@@ -178,7 +181,7 @@ impl Fixture {
             "after {what}, a try on its own thread would read the whole state again"
         );
         assert!(
-            r.unchanged_as(self.attempt, Some(self.stamp), 10, N),
+            r.unchanged_as(self.attempt, Some(self.stamp), &self.expect),
             "after {what}, every try would read the whole state again \
              (stamp {:?}, claimed at {}; attempt {} sending: {})",
             r.stamp,
@@ -779,6 +782,18 @@ async fn replacing_the_claimed_contacts_row_makes_a_claimed_try_read_everything_
             Via::Outside,
             "INSERT OR REPLACE INTO contacts (id, campaign_id, phone_number, state, validated) \
              VALUES (10, 1, '+14155550100', 'cancelled', 1)",
+        ),
+        (
+            "the claimed contact replaced, still in progress, with another timezone, foreign keys off",
+            Via::Outside,
+            "INSERT OR REPLACE INTO contacts (id, campaign_id, phone_number, state, attempts, timezone, validated) \
+             VALUES (10, 1, '+14155550100', 'in_progress', 1, 'Asia/Tokyo', 1)",
+        ),
+        (
+            "the claimed contact replaced, still in progress, with another agent, foreign keys off",
+            Via::Outside,
+            "INSERT OR REPLACE INTO contacts (id, campaign_id, phone_number, state, attempts, agent_id, validated) \
+             VALUES (10, 1, '+14155550100', 'in_progress', 1, 99, 1)",
         ),
         (
             "the claimed contact replaced through (number, campaign) by a new id, foreign keys off",
