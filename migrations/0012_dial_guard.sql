@@ -81,33 +81,11 @@ BEGIN
     UPDATE dial_guard SET stamp = stamp + 1 WHERE id = 1;
 END;
 
--- A contact with an attempt `sending`: its state (a cancel, an edit, the
--- reconciler's late outcome), timezone, agent or attempt count, or the
--- row. dialerd's own writes move a contact only when its attempt is not
--- `sending` (a claim before inserting the attempt, a result after ending
--- it), so they do not move the stamp. A contact with an attempt `sending`
--- is `in_progress` (the claim sets both in one transaction) until a write
--- moves it, and that write moves the stamp; testing the state first spares
--- the claim's own update the walk of the contact's attempts.
-CREATE TRIGGER dial_guard_contact AFTER UPDATE OF state, id, timezone, agent_id, attempts ON contacts
-WHEN OLD.state = 'in_progress'
- AND (OLD.state IS NOT NEW.state OR OLD.id IS NOT NEW.id OR OLD.timezone IS NOT NEW.timezone
-      OR OLD.agent_id IS NOT NEW.agent_id OR OLD.attempts IS NOT NEW.attempts)
- AND EXISTS (SELECT 1 FROM attempts s WHERE s.contact_id = OLD.id AND s.state = 'sending')
-BEGIN
-    UPDATE dial_guard SET stamp = stamp + 1 WHERE id = 1;
-END;
-CREATE TRIGGER dial_guard_contact_delete AFTER DELETE ON contacts
-WHEN EXISTS (SELECT 1 FROM attempts s WHERE s.contact_id = OLD.id AND s.state = 'sending')
-BEGIN
-    UPDATE dial_guard SET stamp = stamp + 1 WHERE id = 1;
-END;
--- A contact replaced whole (`INSERT OR REPLACE`, as above) is not seen by
--- a trigger here: one on every insert would cost an import an index probe
--- per row (a fifth of its time). The try's own read sees it instead: it
--- takes the attempt as unchanged only while its contact row is there,
--- `in_progress`, with the timezone, agent and attempt count the claim
--- left.
+-- The contact is not watched by a trigger: the try's own read compares
+-- it with what the claim left (there, `in_progress`, the same timezone,
+-- agent and attempt count), which also sees a contact deleted, renumbered
+-- or replaced whole (`INSERT OR REPLACE` fires no delete trigger), and
+-- costs neither the claim's update nor an import's insert anything.
 
 -- A new attempt to a number, or of a contact, that has one `sending`: it
 -- changes the number's facts or which attempt the contact owns. A claim

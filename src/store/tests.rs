@@ -242,8 +242,6 @@ async fn upgrading_a_version_4_database_keeps_every_row_link_and_rule() {
             "contacts_due",
             "contacts_due_time_on_update",
             "contacts_unvalidated",
-            "dial_guard_contact",
-            "dial_guard_contact_delete",
             "operator_audit",
             "sqlite_autoindex_contacts_1",
             "webhook_contact_final",
