@@ -6,91 +6,27 @@
 //! through and fails exactly one test. A control campaign, untouched, is
 //! called once in the same run: the fast path still sends.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::recording_api::{RecordingApi, spawn_sweep, too_many, until};
+use crate::harness::world::*;
 use dialerd::clock::to_db_text_ms;
 use dialerd::domain::CampaignStatus;
 use dialerd::phone::PhoneNumber;
-use dialerd::provider::Client;
-use dialerd::secret::ApiKey;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, Request, ResponseTemplate};
-
-use crate::harness::world::*;
 
 /// The Retry-After the gate's first request is answered with (seconds):
 /// within the default `dispatch.max_claim_wait_secs` (5), so the held
 /// claims are tried, not released, when it opens.
 const RETRY_AFTER: u64 = 4;
 
-/// An API on loopback that answers the first request to `gate` with a 429
-/// Retry-After, accepts every other one, and records each request's number.
-struct GateApi {
-    server: MockServer,
-    requests: Arc<Mutex<Vec<String>>>,
-}
-
-impl GateApi {
-    async fn start(gate: &str) -> Self {
-        let server = MockServer::start().await;
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let seen = requests.clone();
-        let gate = gate.to_string();
-        let respond = move |req: &Request| {
-            let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
-            let number = body["to_number"].as_str().unwrap_or_default().to_string();
-            let mut seen = seen.lock().unwrap();
-            let first_to_gate = number == gate && !seen.contains(&gate);
-            seen.push(number);
-            if first_to_gate {
-                return ResponseTemplate::new(429)
-                    .insert_header("Retry-After", RETRY_AFTER.to_string().as_str())
-                    .set_body_json(serde_json::json!({"error": "rate limited"}));
-            }
-            ResponseTemplate::new(200).set_body_json(serde_json::json!({
-                "success": true, "status": "dispatched", "requestId": 1000 + seen.len(),
-            }))
-        };
-        Mock::given(method("POST"))
-            .and(path("/api/v1/calls/dispatch"))
-            .respond_with(respond)
-            .mount(&server)
-            .await;
-        Self { server, requests }
-    }
-
-    /// Points the world's engine at this API.
-    fn serve(&self, w: &World) {
-        let client = Client::new(
-            &format!("{}/api/v1", self.server.uri()),
-            ApiKey::new(KEY).unwrap(),
-            REQUEST_TIMEOUT,
-        )
-        .unwrap()
-        .with_clock(w.clock.shared());
-        w.engine.set_client(client);
-    }
-
-    fn for_number(&self, n: &str) -> usize {
-        self.requests
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| *r == n)
-            .count()
-    }
-}
-
-/// Polls (real time) until `cond` holds, for at most five seconds.
-async fn until<F: std::future::Future<Output = bool>>(what: &str, mut cond: impl FnMut() -> F) {
-    for _ in 0..500 {
-        if cond().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting until {what}");
+/// An API that answers the first request to `gate` with a 429
+/// Retry-After and accepts every other one.
+async fn gate_api(gate: &str) -> RecordingApi {
+    let gate = gate.to_string();
+    RecordingApi::start(Box::new(move |number, before| {
+        (number == gate && !before.contains(&gate)).then(|| too_many(RETRY_AFTER))
+    }))
+    .await
 }
 
 async fn sending(w: &World) -> i64 {
@@ -98,16 +34,6 @@ async fn sending(w: &World) -> i64 {
         .fetch_one(w.store.pool())
         .await
         .unwrap()
-}
-
-/// Starts a sweep of campaign `id` in the background.
-fn spawn_sweep(w: &World, id: i64) -> tokio::task::JoinHandle<dialerd::engine::SweepReport> {
-    let engine = w.engine.clone();
-    let store = w.store.clone();
-    tokio::spawn(async move {
-        let c = store.campaign(id).await.unwrap().unwrap();
-        engine.sweep_campaign(&c).await.unwrap()
-    })
 }
 
 /// The one change made while the claims wait at the gate.
@@ -146,7 +72,7 @@ struct Target {
 /// every campaign open all day, the per-number cap at 1.
 struct Run {
     w: World,
-    api: GateApi,
+    api: RecordingApi,
     gate: i64,
     target: i64,
     control: i64,
@@ -164,7 +90,7 @@ impl Run {
     /// full read), so their next tries may judge on the claim's reading.
     async fn new(target_window: &str, start: &str) -> Run {
         let w = World::manual_at(at(start), &[], |cfg| cfg.max_calls_per_number_per_day = 1).await;
-        let api = GateApi::start(&uk(GATE)).await;
+        let api = gate_api(&uk(GATE)).await;
         api.serve(&w);
         let spec = |name: &str, window: &str| CampaignSpec {
             name: name.into(),

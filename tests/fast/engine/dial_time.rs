@@ -6,93 +6,22 @@
 //! scripted API (wiremock) or the simulator's journal.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use dialerd::clock::{from_db_text, to_db_text};
 use dialerd::domain::CampaignStatus;
 use dialerd::phone::PhoneNumber;
-use dialerd::provider::Client;
-use dialerd::secret::ApiKey;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+use wiremock::ResponseTemplate;
 
+use super::recording_api::{RecordingApi, spawn_sweep, too_many, until};
 use crate::harness::world::*;
 
-/// An API on loopback that answers the scripted responses first, then
-/// accepts every call, and records the number of every dispatch request.
-struct ScriptedApi {
-    server: MockServer,
-    requests: Arc<Mutex<Vec<String>>>,
-}
-
-/// A 429 asking to wait `secs` seconds.
-fn too_many(secs: u64) -> ResponseTemplate {
-    ResponseTemplate::new(429)
-        .insert_header("Retry-After", secs.to_string().as_str())
-        .set_body_json(serde_json::json!({"error": "rate limited"}))
-}
-
-impl ScriptedApi {
-    async fn start(script: Vec<ResponseTemplate>) -> Self {
-        let server = MockServer::start().await;
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let script = Mutex::new(VecDeque::from(script));
-        let seen = requests.clone();
-        let respond = move |req: &Request| {
-            let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
-            let mut seen = seen.lock().unwrap();
-            seen.push(body["to_number"].as_str().unwrap_or_default().to_string());
-            let n = seen.len();
-            script.lock().unwrap().pop_front().unwrap_or_else(|| {
-                ResponseTemplate::new(200).set_body_json(serde_json::json!({
-                    "success": true, "status": "dispatched", "requestId": 1000 + n,
-                }))
-            })
-        };
-        Mock::given(method("POST"))
-            .and(path("/api/v1/calls/dispatch"))
-            .respond_with(respond)
-            .mount(&server)
-            .await;
-        Self { server, requests }
-    }
-
-    /// Points the world's engine at this API.
-    fn serve(&self, w: &World) {
-        let client = Client::new(
-            &format!("{}/api/v1", self.server.uri()),
-            ApiKey::new(KEY).unwrap(),
-            REQUEST_TIMEOUT,
-        )
-        .unwrap()
-        .with_clock(w.clock.shared());
-        w.engine.set_client(client);
-    }
-
-    fn total(&self) -> usize {
-        self.requests.lock().unwrap().len()
-    }
-
-    fn for_number(&self, n: &str) -> usize {
-        self.requests
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| *r == n)
-            .count()
-    }
-}
-
-/// Polls (real time) until `cond` holds, for at most five seconds.
-async fn until<F: std::future::Future<Output = bool>>(what: &str, mut cond: impl FnMut() -> F) {
-    for _ in 0..500 {
-        if cond().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting until {what}");
+/// An API that answers the scripted responses first, in order, then
+/// accepts every call.
+async fn scripted(script: Vec<ResponseTemplate>) -> RecordingApi {
+    let script = Mutex::new(VecDeque::from(script));
+    RecordingApi::start(Box::new(move |_, _| script.lock().unwrap().pop_front())).await
 }
 
 async fn count(w: &World, sql: &str) -> i64 {
@@ -119,16 +48,6 @@ async fn attempt_errors(w: &World, number: &str) -> Vec<String> {
         .collect()
 }
 
-/// Starts a sweep of campaign `id` in the background.
-fn spawn_sweep(w: &World, id: i64) -> tokio::task::JoinHandle<dialerd::engine::SweepReport> {
-    let engine = w.engine.clone();
-    let store = w.store.clone();
-    tokio::spawn(async move {
-        let c = store.campaign(id).await.unwrap().unwrap();
-        engine.sweep_campaign(&c).await.unwrap()
-    })
-}
-
 /// Claims are held at the Retry-After gate; meanwhile numbers go on the DNC
 /// list, a campaign is paused, another cancelled, and a window closes. When
 /// the gate opens, not one request goes out for any of them; each attempt
@@ -140,7 +59,7 @@ async fn changes_made_while_claims_wait_out_a_retry_after_stop_every_request_the
         // January: London is on UTC. The window closes at 10:00, one
         // second before the gate opens, within the claims' 5 s.
         let w = World::manual_at(at("2026-01-15T09:59:57Z"), &[], |_| {}).await;
-        let api = ScriptedApi::start(vec![too_many(4)]).await;
+        let api = scripted(vec![too_many(4)]).await;
         api.serve(&w);
         let spec = |name: &str, window: &str| CampaignSpec {
             name: name.into(),
@@ -242,7 +161,7 @@ async fn a_claim_held_longer_than_max_claim_wait_is_released_and_later_sent_exac
     within(async {
         let start = at("2026-01-15T12:00:00Z");
         let w = World::manual_at(start, &[], |cfg| cfg.max_in_flight = 1).await;
-        let api = ScriptedApi::start(vec![too_many(60)]).await;
+        let api = scripted(vec![too_many(60)]).await;
         api.serve(&w);
         let c = w.default_campaign().await;
         let numbers = w.add_uk_contacts(c, 3).await;
@@ -297,7 +216,7 @@ async fn a_claim_waiting_for_a_full_pool_is_released_after_max_claim_wait() {
         let slow = ResponseTemplate::new(200)
             .set_body_json(serde_json::json!({"success": true, "requestId": 1}))
             .set_delay(Duration::from_millis(250));
-        let api = ScriptedApi::start(vec![slow]).await;
+        let api = scripted(vec![slow]).await;
         api.serve(&w);
         let c = w.default_campaign().await;
         let numbers = w.add_uk_contacts(c, 2).await;

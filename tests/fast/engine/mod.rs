@@ -13,6 +13,7 @@ mod policy;
 mod pools;
 mod property;
 mod reconcile;
+mod recording_api;
 mod shutdown;
 mod storage;
 mod workers;
